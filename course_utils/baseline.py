@@ -1,0 +1,261 @@
+"""The reference model every chapter starts from, trained once and cached.
+
+Introduced in chapter 1. ``get_baseline()`` trains the dense LSTM classifier on BBC News
+(about half a minute on two CPU cores) and caches it outside git, keyed by the config
+and a hash of the data. Later calls load it in about a second. A cache file that is
+corrupt, or that belongs to another config or other data, is detected and rebuilt.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import DatasetSplits, load_dataset
+from .models import RNNClassifier
+from .settings import cache_dir as default_cache_dir
+from .settings import default_device
+from .text import (
+    TextClassificationDataset,
+    Vocab,
+    basic_tokenize,
+    build_vocab_from_iterator,
+    make_loader,
+)
+from .train import (
+    CheckpointError,
+    atomic_write_bytes,
+    evaluate,
+    load_checkpoint,
+    save_checkpoint,
+    set_seed,
+    train_model,
+)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Everything that defines the reference model; part of the cache key."""
+
+    dataset: str = "bbc_news"
+    data_seed: int = 0
+    max_len: int = 400
+    min_freq: int = 2
+    max_vocab: int = 20_000
+    cell: str = "lstm"
+    embed_dim: int = 64
+    embed_init_std: float | None = 0.1
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    pooling: str = "max"
+    dropout: float = 0.3
+    lr: float = 3e-3
+    batch_size: int = 16
+    epochs: int = 10
+    patience: int | None = 4
+    clip: float | None = 1.0
+
+    def key(self, data_fingerprint: str, seed: int) -> str:
+        blob = json.dumps(
+            {
+                "config": dataclasses.asdict(self),
+                "data": data_fingerprint,
+                "seed": seed,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class Baseline:
+    """A trained classifier with its data, vocabulary and record."""
+
+    model: RNNClassifier
+    vocab: Vocab
+    data: DatasetSplits
+    datasets: dict[str, TextClassificationDataset]
+    config: BaselineConfig
+    seed: int
+    history: dict
+    metrics: dict
+    from_cache: bool
+
+    def loader(
+        self,
+        split: str,
+        batch_size: int | None = None,
+        *,
+        shuffle: bool | None = None,
+        seed: int | None = None,
+    ):
+        """A bucketing DataLoader over ``"train"``, ``"valid"`` or ``"test"``.
+
+        Training data is shuffled by default; ``batch_size`` defaults to the config's
+        for train and 256 otherwise.
+        """
+        if split not in self.datasets:
+            raise ValueError(f"unknown split={split!r}; choose from {sorted(self.datasets)}")
+        if batch_size is None:
+            batch_size = self.config.batch_size if split == "train" else 256
+        if shuffle is None:
+            shuffle = split == "train"
+        return make_loader(
+            self.datasets[split],
+            batch_size,
+            shuffle=shuffle,
+            seed=self.seed if seed is None else seed,
+        )
+
+    def copy_model(self) -> RNNClassifier:
+        """An independent copy of the trained model, to prune without touching the original."""
+        return copy.deepcopy(self.model)
+
+
+def encode_splits(
+    data: DatasetSplits, vocab: Vocab, max_len: int
+) -> dict[str, TextClassificationDataset]:
+    k = data.num_classes
+    return {
+        split: TextClassificationDataset(
+            getattr(data, split), vocab, num_classes=k, max_len=max_len
+        )
+        for split in ("train", "valid", "test")
+    }
+
+
+def build_vocab(data: DatasetSplits, config: BaselineConfig) -> Vocab:
+    """Vocabulary from the training split only (min_freq, max size, <pad>=0, <unk>=1)."""
+    return build_vocab_from_iterator(
+        (basic_tokenize(text) for text, _ in data.train),
+        min_freq=config.min_freq,
+        max_tokens=config.max_vocab,
+    )
+
+
+def new_model(config: BaselineConfig, vocab_size: int, num_classes: int) -> RNNClassifier:
+    return RNNClassifier(
+        vocab_size,
+        num_classes,
+        embed_dim=config.embed_dim,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        cell=config.cell,
+        bidirectional=config.bidirectional,
+        pooling=config.pooling,
+        dropout=config.dropout,
+        max_len=config.max_len,
+        embed_init_std=config.embed_init_std,
+    )
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_cached(path: Path, key: str) -> tuple[RNNClassifier, dict] | None:
+    """The cached model if the file is whole and belongs to ``key``; else None (with a warning)."""
+    digest_path = path.with_suffix(".sha256")
+    if not path.exists():
+        return None
+    problem = None
+    if not digest_path.exists() or digest_path.read_text().strip() != _file_digest(path):
+        problem = "its checksum does not match (corrupt or half-written)"
+    else:
+        try:
+            model, extra = load_checkpoint(path)
+            if extra.get("key") != key:
+                problem = "it was made for another config or other data (stale)"
+            else:
+                return model, extra
+        except (CheckpointError, KeyError, TypeError) as err:
+            problem = f"it cannot be read ({err})"
+    warnings.warn(f"Baseline cache {path} is not usable: {problem}. Rebuilding it.", stacklevel=3)
+    return None
+
+
+def get_baseline(
+    config: BaselineConfig | None = None,
+    *,
+    seed: int = 0,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: bool | None = None,
+    **overrides,
+) -> Baseline:
+    """Train the reference classifier once and cache it; later calls load it.
+
+    ``seed`` seeds the model's initialization and the batch order (the data split is
+    fixed by ``config.data_seed``). Keyword ``overrides`` replace config fields, e.g.
+    ``get_baseline(cell="gru")``. Returns a :class:`Baseline`.
+    """
+    config = dataclasses.replace(config or BaselineConfig(), **overrides)
+    data = load_dataset(config.dataset, seed=config.data_seed)
+    key = config.key(data.fingerprint(), seed)
+    path = Path(cache_dir or default_cache_dir()) / f"baseline-{key[:20]}.pt"
+    device = default_device()
+
+    cached = _load_cached(path, key) if cache else None
+    if cached is not None:
+        model, extra = cached
+        vocab = Vocab.from_state_dict(extra["vocab"])
+        datasets = encode_splits(data, vocab, config.max_len)
+        return Baseline(
+            model.to(device),
+            vocab,
+            data,
+            datasets,
+            config,
+            seed,
+            extra["history"],
+            extra["metrics"],
+            from_cache=True,
+        )
+
+    vocab = build_vocab(data, config)
+    datasets = encode_splits(data, vocab, config.max_len)
+    set_seed(seed)
+    model = new_model(config, len(vocab), data.num_classes).to(device)
+    baseline = Baseline(model, vocab, data, datasets, config, seed, {}, {}, from_cache=False)
+    start = time.perf_counter()
+    history = train_model(
+        model,
+        baseline.loader("train"),
+        baseline.loader("valid"),
+        epochs=config.epochs,
+        lr=config.lr,
+        clip=config.clip,
+        patience=config.patience,
+        progress=progress,
+        desc=f"baseline {config.cell} seed {seed}",
+    )
+    seconds = time.perf_counter() - start
+    baseline.history = history.as_dict()
+    baseline.metrics = {
+        "valid_accuracy": evaluate(model, baseline.loader("valid"))["accuracy"],
+        "test_accuracy": evaluate(model, baseline.loader("test"))["accuracy"],
+        "train_seconds": seconds,
+        "torch": str(torch.__version__),
+        "threads": torch.get_num_threads(),
+    }
+    if cache:
+        save_checkpoint(
+            path,
+            model.cpu(),
+            key=key,
+            vocab=vocab.state_dict(),
+            history=baseline.history,
+            metrics=baseline.metrics,
+        )
+        model.to(device)
+        atomic_write_bytes(path.with_suffix(".sha256"), _file_digest(path).encode())
+    return baseline

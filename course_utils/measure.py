@@ -1,0 +1,209 @@
+"""Measuring a model honestly: parameters, non-zeros, size on disk, CPU latency.
+
+Introduced in chapter 1 and used by every chapter. The embedding is always reported
+apart: in a text classifier it holds most of the parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def tensor_group(name: str) -> str:
+    """Which part of the classifier a parameter belongs to."""
+    if name.startswith("embedding."):
+        return "embedding"
+    if name.startswith("rnn."):
+        return "recurrent"
+    if name.startswith("classifier."):
+        return "classifier"
+    return "other"
+
+
+class Table(list):
+    """A list of row dicts that prints as a fixed-width table and renders as HTML."""
+
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for row in self:
+            cols += [c for c in row if c not in cols]
+        return cols
+
+    @staticmethod
+    def _fmt(value) -> str:
+        if isinstance(value, float):
+            if abs(value) >= 1e5:
+                return f"{value:,.0f}"
+            return f"{value:.4f}" if abs(value) < 1 else f"{value:.4g}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    def __str__(self) -> str:
+        cols = self.columns()
+        cells = [[self._fmt(row.get(c, "")) for c in cols] for row in self]
+        widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+        numeric = [
+            all(isinstance(row.get(c), int | float) for row in self if row.get(c, "") != "")
+            for c in cols
+        ]
+        just = [str.rjust if n else str.ljust for n in numeric]
+        lines = ["  ".join(j(c, w) for c, w, j in zip(cols, widths, just, strict=True))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += [
+            "  ".join(j(v, w) for v, w, j in zip(r, widths, just, strict=True)) for r in cells
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        cols = self.columns()
+        head = "".join(f"<th>{c}</th>" for c in cols)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{self._fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>"
+            for r in self
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def to_markdown(self) -> str:
+        cols = self.columns()
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(self._fmt(r.get(c, "")) for c in cols) + " |" for r in self]
+        return "\n".join(lines)
+
+
+def parameter_table(model: nn.Module) -> Table:
+    """One row per parameter: name, group, shape, count, non-zeros, sparsity."""
+    rows = Table()
+    for name, p in model.named_parameters():
+        nonzero = int(torch.count_nonzero(p.detach()))
+        rows.append(
+            {
+                "tensor": name,
+                "group": tensor_group(name),
+                "shape": "x".join(map(str, p.shape)),
+                "params": p.numel(),
+                "nonzero": nonzero,
+                "sparsity": 1 - nonzero / p.numel(),
+            }
+        )
+    return rows
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Parameter counts per group (embedding, recurrent, classifier) and in total."""
+    counts = {"embedding": 0, "recurrent": 0, "classifier": 0, "other": 0}
+    for name, p in model.named_parameters():
+        counts[tensor_group(name)] += p.numel()
+    counts = {k: v for k, v in counts.items() if v or k != "other"}
+    counts["total"] = sum(counts.values())
+    counts["total_without_embedding"] = counts["total"] - counts["embedding"]
+    return counts
+
+
+def count_nonzero(model: nn.Module) -> dict[str, int]:
+    """Non-zero parameter counts per group and in total (same keys as count_parameters)."""
+    counts = {"embedding": 0, "recurrent": 0, "classifier": 0, "other": 0}
+    for name, p in model.named_parameters():
+        counts[tensor_group(name)] += int(torch.count_nonzero(p.detach()))
+    counts = {k: v for k, v in counts.items() if v or k != "other"}
+    counts["total"] = sum(counts.values())
+    counts["total_without_embedding"] = counts["total"] - counts["embedding"]
+    return counts
+
+
+def serialized_state(model_or_state: nn.Module | dict) -> bytes:
+    """The bytes torch.save writes for a model's state_dict (fp32 as stored)."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def size_on_disk(model_or_state: nn.Module | dict) -> dict[str, int]:
+    """Bytes of the saved state_dict, raw and gzip-compressed (level 9, fixed mtime)."""
+    raw = serialized_state(model_or_state)
+    return {"raw_bytes": len(raw), "gzip_bytes": len(gzip.compress(raw, 9, mtime=0))}
+
+
+@contextlib.contextmanager
+def num_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, then restore."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds per forward pass: median and inter-quartile range over repeats."""
+
+    median_ms: float
+    q25_ms: float
+    q75_ms: float
+    batch_size: int
+    seq_len: int
+    threads: int
+    repeats: int
+
+
+def measure_latency(
+    model: nn.Module,
+    *,
+    batch_size: int,
+    seq_len: int = 256,
+    threads: int = 1,
+    repeats: int = 30,
+    warmup: int = 5,
+    seed: int = 0,
+) -> Latency:
+    """Time ``model(tokens, lengths)`` on random full-length inputs in inference mode.
+
+    Warm-up runs first; then the median of ``repeats`` timed runs, with a fixed number
+    of threads. Compare two models only with numbers from the same run and settings.
+    """
+    for name, value in (
+        ("batch_size", batch_size),
+        ("seq_len", seq_len),
+        ("repeats", repeats),
+    ):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    device = next(model.parameters()).device
+    vocab = model.embedding.num_embeddings
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(1, vocab, (batch_size, seq_len), generator=generator).to(device)
+    lengths = torch.full((batch_size,), seq_len, dtype=torch.long, device=device)
+    was_training = model.training
+    model.eval()
+    times = []
+    with num_threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            model(tokens, lengths)
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(tokens, lengths)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1e3)
+    model.train(was_training)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return Latency(statistics.median(times), q[0], q[2], batch_size, seq_len, threads, repeats)

@@ -1,0 +1,208 @@
+"""The course's text classifier: embedding -> RNN/LSTM/GRU -> pooling over time -> linear.
+
+Introduced in chapter 1; every pruning chapter works on this model. Parameter names are
+fixed and used throughout: ``embedding.weight``, ``rnn.weight_ih_l{k}[_reverse]``,
+``rnn.weight_hh_l{k}[_reverse]``, ``rnn.bias_*``, ``classifier.weight``, ``classifier.bias``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+POOLINGS = ("max", "mean", "last")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks stacked in weight_ih / weight_hh
+
+
+def cell_name(rnn: nn.Module) -> str:
+    """``"lstm"``, ``"gru"`` or ``"rnn"`` for an nn.LSTM/GRU/RNN module."""
+    for name, cls in CELLS.items():
+        if type(rnn) is cls:
+            return name
+    raise TypeError(
+        f"unsupported module type {type(rnn).__name__}; expected nn.LSTM, nn.GRU or nn.RNN"
+    )
+
+
+class RNNClassifier(nn.Module):
+    """Classify token sequences with a recurrent network.
+
+    Args:
+        vocab_size: rows of the embedding; index ``padding_idx`` is padding.
+        num_classes: outputs of the classifier.
+        embed_dim, hidden_size, num_layers, bidirectional: the RNN's shape.
+        cell: ``"lstm"``, ``"gru"`` or ``"rnn"`` (tanh).
+        pooling: how the per-step outputs become one vector: ``"max"`` or ``"mean"`` over
+            the real (unpadded) steps, or ``"last"`` (last real step; for the backward
+            direction, its final state, which has read the whole sequence).
+        dropout: on the embeddings, between layers and before the classifier.
+        max_len: longest sequence ``forward`` accepts (``None``: no limit).
+        embed_init_std: initialize the embedding from N(0, std²) instead of PyTorch's
+            N(0, 1) (``None`` keeps PyTorch's default).
+
+    ``forward(tokens, lengths)`` takes ``tokens`` (batch, time) int64 right-padded and
+    ``lengths`` (batch,) int64 and returns logits (batch, num_classes). Padding never
+    reaches the pooled features: bidirectional models read packed sequences; a
+    left-to-right RNN reads the padded batch, where no real step can see the padding
+    that follows it, and pooling skips the padded steps.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        *,
+        embed_dim: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        pooling: str = "max",
+        dropout: float = 0.0,
+        padding_idx: int = 0,
+        max_len: int | None = None,
+        embed_init_std: float | None = None,
+    ):
+        super().__init__()
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("num_classes", num_classes),
+            ("embed_dim", embed_dim),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell={cell!r}; choose from {sorted(CELLS)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling={pooling!r}; choose from {list(POOLINGS)}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if max_len is not None and max_len < 1:
+            raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
+        if embed_init_std is not None and not embed_init_std > 0:
+            raise ValueError(f"embed_init_std must be > 0 or None, got {embed_init_std}")
+        self.cell, self.pooling, self.max_len = cell, pooling, max_len
+        self.embed_init_std = embed_init_std
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
+        if embed_init_std is not None:
+            with torch.no_grad():
+                self.embedding.weight.normal_(0.0, embed_init_std)
+                self.embedding.weight[padding_idx].zero_()
+        self.rnn = CELLS[cell](
+            embed_dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    # --- shape helpers ------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.rnn.bidirectional else 1
+
+    def config(self) -> dict:
+        """Constructor arguments, enough to rebuild this architecture."""
+        return {
+            "vocab_size": self.embedding.num_embeddings,
+            "num_classes": self.classifier.out_features,
+            "embed_dim": self.embedding.embedding_dim,
+            "hidden_size": self.rnn.hidden_size,
+            "num_layers": self.rnn.num_layers,
+            "cell": self.cell,
+            "bidirectional": self.rnn.bidirectional,
+            "pooling": self.pooling,
+            "dropout": self.dropout.p,
+            "padding_idx": self.embedding.padding_idx,
+            "max_len": self.max_len,
+            "embed_init_std": self.embed_init_std,
+        }
+
+    # --- forward ------------------------------------------------------------------
+    def check_inputs(self, tokens: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Raise a clear TypeError/ValueError for inputs the model cannot read."""
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+        if not isinstance(lengths, torch.Tensor):
+            raise TypeError(f"lengths must be a torch.Tensor, got {type(lengths).__name__}")
+        if tokens.dtype != torch.long:
+            raise TypeError(f"tokens must have dtype torch.int64 (token ids), got {tokens.dtype}")
+        if lengths.dtype != torch.long:
+            raise TypeError(f"lengths must have dtype torch.int64, got {lengths.dtype}")
+        if tokens.dim() != 2 or tokens.shape[0] == 0 or tokens.shape[1] == 0:
+            raise ValueError(
+                f"tokens must have shape (batch, time) with both > 0, got {tuple(tokens.shape)}"
+            )
+        if lengths.shape != (tokens.shape[0],):
+            raise ValueError(
+                f"lengths must have shape ({tokens.shape[0]},) to match tokens, "
+                f"got {tuple(lengths.shape)}"
+            )
+        if self.max_len is not None and tokens.shape[1] > self.max_len:
+            raise ValueError(
+                f"tokens has {tokens.shape[1]} time steps, more than max_len={self.max_len}; "
+                "truncate it (course_utils.text.numericalize(..., max_len=...))"
+            )
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1 or hi > tokens.shape[1]:
+            raise ValueError(f"lengths must lie in [1, {tokens.shape[1]}], got min {lo}, max {hi}")
+        vmin, vmax = int(tokens.min()), int(tokens.max())
+        if vmin < 0 or vmax >= self.embedding.num_embeddings:
+            raise ValueError(
+                f"tokens must lie in [0, vocab_size={self.embedding.num_embeddings}), "
+                f"got min {vmin}, max {vmax}"
+            )
+
+    def run_rnn(
+        self, tokens: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-step RNN outputs ``(batch, time, directions*hidden)`` and the valid-step mask."""
+        x = self.dropout(self.embedding(tokens))
+        steps = tokens.shape[1]
+        needs_packing = self.rnn.bidirectional and bool((lengths < steps).any())
+        if needs_packing:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+        else:
+            out, _ = self.rnn(x)
+        mask = (
+            torch.arange(steps, device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
+        )
+        return out, mask
+
+    def pool(self, out: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pool per-step outputs over the real steps: (batch, time, F) -> (batch, F)."""
+        if self.pooling == "max":
+            return out.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
+        if self.pooling == "mean":
+            total = (out * mask[..., None]).sum(dim=1)
+            return total / lengths.to(out.device, out.dtype)[:, None]
+        # "last": the forward direction's last real step; the backward direction's step 0
+        hidden = self.rnn.hidden_size
+        idx = (lengths.to(out.device) - 1)[:, None, None].expand(-1, 1, hidden)
+        forward_last = out[..., :hidden].gather(1, idx).squeeze(1)
+        if not self.rnn.bidirectional:
+            return forward_last
+        return torch.cat([forward_last, out[:, 0, hidden:]], dim=1)
+
+    def features(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(batch, directions*hidden)`` that feed the classifier."""
+        self.check_inputs(tokens, lengths)
+        out, mask = self.run_rnn(tokens, lengths)
+        return self.pool(out, mask, lengths)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(tokens, lengths)))
+
+
+def build_model(config: dict) -> RNNClassifier:
+    """Rebuild a model from :meth:`RNNClassifier.config` output."""
+    return RNNClassifier(**config)

@@ -1,0 +1,333 @@
+"""Masks for unstructured pruning: store, apply, keep during training, report, select.
+
+Introduced in chapter 2; every later chapter reuses it. A mask is a bool tensor stored
+as a buffer ``<name>_mask`` beside the weight it masks (``rnn.weight_hh_l0_mask``), so
+deepcopy, ``state_dict`` and ``load_state_dict`` carry it. Masking multiplies the weight
+in place: the LSTM keeps its flat weight storage, its fast kernel and its speed, and the
+saved weights are true zeros.
+
+Scores and selection are separate: a criterion gives one score tensor per weight
+(higher = keep), and a selection rule (``select_layerwise``, ``select_global``,
+``select_per_tensor``) turns scores into masks with exactly the requested sparsity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from ..measure import Table, tensor_group
+
+MASK_SUFFIX = "_mask"
+
+
+# --- which tensors can be pruned -------------------------------------------------
+
+
+def _is_prunable(name: str, param: torch.Tensor) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    return param.dim() == 2 and leaf.startswith("weight")
+
+
+def prunable_parameters(
+    model: nn.Module, *, include_embedding: bool = True
+) -> dict[str, nn.Parameter]:
+    """The weight matrices that pruning may touch, by name, in model order.
+
+    These are the embedding (unless ``include_embedding=False``), every
+    ``weight_ih_l{k}``/``weight_hh_l{k}`` (and ``_reverse``) of the RNN, and Linear
+    weights. Biases are never pruned.
+    """
+    params = {
+        name: p
+        for name, p in model.named_parameters()
+        if _is_prunable(name, p) and (include_embedding or tensor_group(name) != "embedding")
+    }
+    if not params:
+        raise ValueError(f"model has no prunable weights ({type(model).__name__})")
+    return params
+
+
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    module_path, _, attr = name.rpartition(".")
+    return (model.get_submodule(module_path) if module_path else model), attr
+
+
+def _check_names(model: nn.Module, names) -> dict[str, nn.Parameter]:
+    params = dict(model.named_parameters())
+    for name in names:
+        if name not in params:
+            raise ValueError(
+                f"tensor name {name!r} does not exist in the model; "
+                f"prunable ones: {list(prunable_parameters(model))}"
+            )
+        if not _is_prunable(name, params[name]):
+            raise ValueError(f"tensor name {name!r} is not a prunable weight matrix")
+    return params
+
+
+def check_sparsity(sparsity: float, argument: str = "sparsity") -> float:
+    """Return ``sparsity`` as a float, or raise a ValueError naming ``argument``."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, int | float):
+        raise TypeError(f"{argument} must be a number in [0, 1), got {type(sparsity).__name__}")
+    if math.isnan(sparsity) or not 0 <= sparsity < 1:
+        raise ValueError(f"{argument} must be in [0, 1), got {sparsity}")
+    return float(sparsity)
+
+
+# --- storing and applying masks ----------------------------------------------------
+
+
+def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The masks currently on ``model``, keyed by the name of the weight they mask."""
+    masks = {}
+    for name, _ in model.named_parameters():
+        owner, attr = _owner(model, name)
+        mask = getattr(owner, attr + MASK_SUFFIX, None)
+        if isinstance(mask, torch.Tensor):
+            masks[name] = mask
+    return masks
+
+
+def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
+    """Attach (or replace) masks and zero the masked weights in place.
+
+    ``masks`` maps weight names to bool (or 0/1) tensors of the weight's shape; True
+    keeps a weight.
+    """
+    params = _check_names(model, masks)
+    for name, mask in masks.items():
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask for {name!r} must be a tensor, got {type(mask).__name__}")
+        weight = params[name]
+        if mask.shape != weight.shape:
+            raise ValueError(
+                f"mask for {name!r} has shape {tuple(mask.shape)}, expected {tuple(weight.shape)}"
+            )
+        if mask.dtype != torch.bool:
+            if not torch.all((mask == 0) | (mask == 1)):
+                raise ValueError(f"mask for {name!r} must hold only 0 and 1")
+            mask = mask != 0
+        owner, attr = _owner(model, name)
+        buffer_name = attr + MASK_SUFFIX
+        mask = mask.detach().to(weight.device).clone()
+        if isinstance(getattr(owner, buffer_name, None), torch.Tensor):
+            setattr(owner, buffer_name, mask)
+        else:
+            owner.register_buffer(buffer_name, mask)
+    apply_masks(model)
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module) -> None:
+    """Zero every masked weight in place (a no-op for a model without masks)."""
+    params = dict(model.named_parameters())
+    for name, mask in get_masks(model).items():
+        params[name].mul_(mask)
+
+
+@torch.no_grad()
+def mask_gradients(model: nn.Module) -> None:
+    """Zero the gradients of masked weights in place."""
+    params = dict(model.named_parameters())
+    for name, mask in get_masks(model).items():
+        if params[name].grad is not None:
+            params[name].grad.mul_(mask)
+
+
+def remove_masks(model: nn.Module) -> None:
+    """Make pruning permanent: zero the weights once more and drop the mask buffers."""
+    apply_masks(model)
+    for name in list(get_masks(model)):
+        owner, attr = _owner(model, name)
+        delattr(owner, attr + MASK_SUFFIX)
+
+
+def keep_masks(optimizer: torch.optim.Optimizer, model: nn.Module) -> list:
+    """Keep pruned weights at exactly zero while ``optimizer`` trains ``model``.
+
+    Before each step the masked gradients are zeroed; after it the masks are
+    re-applied, so that neither momentum nor Adam's running averages nor weight decay
+    can revive a pruned weight. Returns the hook handles (``.remove()`` them to stop).
+    """
+    pre = optimizer.register_step_pre_hook(lambda opt, args, kwargs: mask_gradients(model))
+    post = optimizer.register_step_post_hook(lambda opt, args, kwargs: apply_masks(model))
+    return [pre, post]
+
+
+def register_masks_from_state_dict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor]
+) -> None:
+    """Create empty mask buffers for the masks in ``state_dict`` so that it loads."""
+    params = dict(model.named_parameters())
+    for key, value in state_dict.items():
+        if not key.endswith(MASK_SUFFIX):
+            continue
+        name = key[: -len(MASK_SUFFIX)]
+        if name in params and not isinstance(get_masks(model).get(name), torch.Tensor):
+            owner, attr = _owner(model, name)
+            owner.register_buffer(attr + MASK_SUFFIX, torch.ones_like(value, dtype=torch.bool))
+
+
+# --- reporting ------------------------------------------------------------------
+
+
+def sparsity_report(model: nn.Module) -> Table:
+    """Sparsity of every prunable weight, then totals with and without the embedding.
+
+    Counts exact zeros in the weights (masked or not). Biases are excluded.
+    """
+    rows = Table()
+    totals = {"embedding": [0, 0], "other": [0, 0]}
+    for name, p in prunable_parameters(model).items():
+        n, nz = p.numel(), int(torch.count_nonzero(p.detach()))
+        group = tensor_group(name)
+        rows.append(
+            {
+                "tensor": name,
+                "group": group,
+                "params": n,
+                "nonzero": nz,
+                "sparsity": 1 - nz / n,
+            }
+        )
+        bucket = totals["embedding" if group == "embedding" else "other"]
+        bucket[0] += n
+        bucket[1] += nz
+    n, nz = totals["other"]
+    if n:
+        rows.append(
+            {
+                "tensor": "TOTAL without embedding",
+                "group": "",
+                "params": n,
+                "nonzero": nz,
+                "sparsity": 1 - nz / n,
+            }
+        )
+    n += totals["embedding"][0]
+    nz += totals["embedding"][1]
+    rows.append(
+        {
+            "tensor": "TOTAL with embedding",
+            "group": "",
+            "params": n,
+            "nonzero": nz,
+            "sparsity": 1 - nz / n,
+        }
+    )
+    return rows
+
+
+def overall_sparsity(model: nn.Module, *, include_embedding: bool = False) -> float:
+    """Fraction of exact zeros over the prunable weights."""
+    params = prunable_parameters(model, include_embedding=include_embedding)
+    total = sum(p.numel() for p in params.values())
+    nonzero = sum(int(torch.count_nonzero(p.detach())) for p in params.values())
+    return 1 - nonzero / total
+
+
+# --- selection: scores -> masks ------------------------------------------------------
+
+
+def _keep_top(flat_scores: torch.Tensor, num_prune: int) -> torch.Tensor:
+    """Bool mask that drops the ``num_prune`` lowest scores (exactly that many)."""
+    keep = torch.ones_like(flat_scores, dtype=torch.bool)
+    if num_prune > 0:
+        idx = torch.topk(flat_scores, num_prune, largest=False, sorted=False).indices
+        keep[idx] = False
+    return keep
+
+
+def _num_to_prune(sparsity: float, numel: int) -> int:
+    # the same rounding as torch.nn.utils.prune, so that the two agree exactly
+    return round(sparsity * numel)
+
+
+def _check_scores(scores: Mapping[str, torch.Tensor]) -> None:
+    if not scores:
+        raise ValueError("scores is empty: no tensors to prune")
+    for name, s in scores.items():
+        if not isinstance(s, torch.Tensor):
+            raise TypeError(f"scores[{name!r}] must be a tensor, got {type(s).__name__}")
+        if torch.isnan(s).any():
+            raise ValueError(f"scores[{name!r}] contains NaN")
+
+
+def select_layerwise(
+    scores: Mapping[str, torch.Tensor], sparsity: float
+) -> dict[str, torch.Tensor]:
+    """Prune the same fraction ``sparsity`` of every tensor (lowest scores first)."""
+    return select_per_tensor(scores, {name: sparsity for name in scores})
+
+
+def select_per_tensor(
+    scores: Mapping[str, torch.Tensor], targets: Mapping[str, float]
+) -> dict[str, torch.Tensor]:
+    """Prune each tensor to its own target sparsity; tensors without a target stay dense."""
+    _check_scores(scores)
+    unknown = set(targets) - set(scores)
+    if unknown:
+        raise ValueError(f"targets names tensors that have no scores: {sorted(unknown)}")
+    masks = {}
+    for name, s in scores.items():
+        target = check_sparsity(targets.get(name, 0.0), f"sparsity for {name!r}")
+        keep = _keep_top(s.detach().reshape(-1).float(), _num_to_prune(target, s.numel()))
+        masks[name] = keep.reshape(s.shape)
+    return masks
+
+
+def normalize_scores(scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Divide each tensor's scores by their root mean square, so tensors compare fairly."""
+    out = {}
+    for name, s in scores.items():
+        s = s.detach().float()
+        finite = s[torch.isfinite(s)]
+        rms = finite.pow(2).mean().sqrt() if finite.numel() else torch.tensor(1.0)
+        out[name] = s / rms.clamp_min(torch.finfo(torch.float32).tiny)
+    return out
+
+
+def select_global(
+    scores: Mapping[str, torch.Tensor], sparsity: float, *, normalize: bool = False
+) -> dict[str, torch.Tensor]:
+    """Prune the fraction ``sparsity`` of all weights together, with one threshold.
+
+    With ``normalize=True`` each tensor's scores are first divided by their RMS
+    (:func:`normalize_scores`), so that a tensor with larger weights cannot shelter
+    all of its entries.
+    """
+    _check_scores(scores)
+    sparsity = check_sparsity(sparsity)
+    if normalize:
+        scores = normalize_scores(scores)
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
+    keep = _keep_top(flat, _num_to_prune(sparsity, flat.numel()))
+    masks, start = {}, 0
+    for name in names:
+        n = scores[name].numel()
+        masks[name] = keep[start : start + n].reshape(scores[name].shape)
+        start += n
+    return masks
+
+
+SCOPES = ("layerwise", "global", "global_normalized")
+
+
+def select(
+    scores: Mapping[str, torch.Tensor],
+    sparsity: float | Mapping[str, float],
+    scope: str = "layerwise",
+) -> dict[str, torch.Tensor]:
+    """Dispatch to a selection rule: ``sparsity`` as a dict means per-tensor targets."""
+    if isinstance(sparsity, Mapping):
+        return select_per_tensor(scores, sparsity)
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    if scope == "layerwise":
+        return select_layerwise(scores, sparsity)
+    return select_global(scores, sparsity, normalize=scope == "global_normalized")

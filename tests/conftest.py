@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny model and a tiny synthetic dataset that train in seconds."""
+
+import pytest
+import torch
+
+from course_utils.models import RNNClassifier
+from course_utils.text import (
+    TextClassificationDataset,
+    basic_tokenize,
+    build_vocab_from_iterator,
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def tiny_model():
+    return RNNClassifier(40, 3, embed_dim=6, hidden_size=5, num_layers=2, bidirectional=True)
+
+
+def synthetic_examples(n: int = 120, seed: int = 0) -> list[tuple[str, int]]:
+    """Three classes told apart by a keyword hidden among filler words."""
+    g = torch.Generator().manual_seed(seed)
+    keywords = ["alpha", "beta", "gamma"]
+    filler = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it"]
+    examples = []
+    for i in range(n):
+        label = i % 3
+        length = int(torch.randint(4, 12, (1,), generator=g))
+        words = [filler[int(j)] for j in torch.randint(0, len(filler), (length,), generator=g)]
+        words.insert(int(torch.randint(0, length, (1,), generator=g)), keywords[label])
+        examples.append((" ".join(words), label))
+    return examples
+
+
+@pytest.fixture
+def synthetic_data():
+    train, valid = synthetic_examples(120, 0), synthetic_examples(60, 1)
+    vocab = build_vocab_from_iterator(basic_tokenize(t) for t, _ in train)
+    return (
+        vocab,
+        TextClassificationDataset(train, vocab, num_classes=3),
+        TextClassificationDataset(valid, vocab, num_classes=3),
+    )

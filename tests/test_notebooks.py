@@ -1,0 +1,141 @@
+"""The committed notebooks: hygiene, exercises, student copies, offline.
+
+Execution itself is checked by nbval (``make test`` runs ``pytest --nbval-lax``).
+"""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from course_utils import exercises
+from course_utils.notebook_tools import (
+    SOLUTION_TAG,
+    cell_source,
+    hygiene_problems,
+    make_student_notebook,
+    read_notebook,
+    stub_solution,
+    write_student_copies,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_there_are_chapter_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+    assert NOTEBOOKS[0].name == "01_baseline_rnn.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_one_clean_run(path):
+    nb = read_notebook(path)
+    assert hygiene_problems(nb) == []
+    assert any(c.get("outputs") for c in code_cells(nb)), "no outputs: was the notebook run?"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_goals_and_time_and_closes_with_a_summary(path):
+    cells = read_notebook(path)["cells"]
+    opening = cell_source(cells[0])
+    assert opening.startswith("# Chapter") and "**Time:**" in opening
+    assert "you will be able to" in opening.lower()
+    markdown = [cell_source(c) for c in cells if c["cell_type"] == "markdown"]
+    assert any(m.startswith("## Summary") for m in markdown)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_needs_no_network_and_no_hard_coded_cuda(path):
+    code = "\n".join(cell_source(c) for c in code_cells(read_notebook(path)))
+    assert not re.search(r"https?://", code)
+    assert ".cuda()" not in code and 'device="cuda"' not in code
+    assert 'load_dataset("bbc_news"' in code or "get_baseline(" in code
+
+
+def exercise_pairs(nb):
+    """(setup source, solution source, check expression) for every solution cell."""
+    cells = code_cells(nb)
+    setup = cell_source(cells[0])
+    pairs = []
+    for i, cell in enumerate(cells):
+        if SOLUTION_TAG not in cell.get("metadata", {}).get("tags", []):
+            continue
+        check = next(cell_source(c) for c in cells[i + 1 :] if "exercises.check_" in cell_source(c))
+        pairs.append((setup, cell_source(cell), check))
+    return pairs
+
+
+def run_check(setup, solution, check):
+    namespace = {}
+    exec(compile(setup, "<setup>", "exec"), namespace)
+    exec(compile(solution, "<solution>", "exec"), namespace)
+    tree = ast.parse(check)
+    *body, last = tree.body
+    exec(compile(ast.Module(body, []), "<check>", "exec"), namespace)
+    return eval(compile(ast.Expression(last.value), "<check>", "eval"), namespace)
+
+
+ALL_EXERCISES = [
+    pytest.param(*pair, id=f"{path.name}-{k}")
+    for path in NOTEBOOKS
+    for k, pair in enumerate(exercise_pairs(read_notebook(path)))
+]
+
+
+def test_every_chapter_has_exercises():
+    for path in NOTEBOOKS:
+        assert len(exercise_pairs(read_notebook(path))) >= 2, path.name
+
+
+@pytest.mark.parametrize(("setup", "solution", "check"), ALL_EXERCISES)
+def test_check_accepts_the_reference_answer(setup, solution, check):
+    result = run_check(setup, solution, check)
+    assert isinstance(result, exercises.CheckResult) and result.passed, result
+
+
+@pytest.mark.parametrize(("setup", "solution", "check"), ALL_EXERCISES)
+def test_check_rejects_the_student_stub(setup, solution, check):
+    result = run_check(setup, stub_solution(solution), check)
+    assert isinstance(result, exercises.CheckResult) and not result.passed
+    assert "not implemented yet" in result.message
+
+
+def test_checks_reject_wrong_answers():
+    assert not exercises.check_frequent_words(lambda docs, k: ["the"])
+    assert not exercises.check_masked_mean(lambda out, lengths: out.mean(1))
+    assert not exercises.check_rnn_parameter_count(lambda *args: 0)
+    assert not exercises.check_rnn_parameter_count("not a function")
+    crashed = exercises.check_masked_mean(lambda out, lengths: 1 / 0)
+    assert "ZeroDivisionError" in crashed.message
+
+
+def test_stub_keeps_signature_and_docstring():
+    source = 'def f(x, y=2):\n    """Doc."""\n    z = x + y\n    return z\n\nresult = f(1)\n'
+    stubbed = stub_solution(source)
+    assert 'def f(x, y=2):\n    """Doc."""\n' in stubbed and "raise NotImplementedError" in stubbed
+    assert "z = x + y" not in stubbed and "result = f(1)" in stubbed
+    namespace = {}
+    exec(stubbed.replace("result = f(1)", ""), namespace)
+    with pytest.raises(NotImplementedError):
+        namespace["f"](1)
+    assert stub_solution("x = 1\n").startswith("# TODO")
+
+
+def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
+    written = write_student_copies(ROOT / "notebooks", tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    for path in NOTEBOOKS:
+        original = read_notebook(path)
+        student = make_student_notebook(original)
+        assert all(not c["outputs"] and c["execution_count"] is None for c in code_cells(student))
+        for before, after in zip(code_cells(original), code_cells(student), strict=True):
+            if SOLUTION_TAG in before.get("metadata", {}).get("tags", []):
+                assert "raise NotImplementedError" in cell_source(after)
+            else:
+                assert cell_source(after) == cell_source(before)

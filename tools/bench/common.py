@@ -1,0 +1,36 @@
+"""Helpers shared by the benchmark sections."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+
+def seeds(mode: str) -> list[int]:
+    """Seeds for medians: three in full mode, one in quick mode."""
+    return [0, 1, 2] if mode == "full" else [0]
+
+
+def median_spread(values: Sequence[float]) -> dict:
+    """Median, min and max of ``values`` (accuracies in [0, 1])."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": list(values),
+    }
+
+
+def pct(summary: dict) -> str:
+    """``95.3 % (94.1-96.2)`` from a median_spread summary of fractions."""
+    if len(summary["values"]) == 1:
+        return f"{100 * summary['median']:.1f} %"
+    return (
+        f"{100 * summary['median']:.1f} % ({100 * summary['min']:.1f}-{100 * summary['max']:.1f})"
+    )
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""The course benchmark: ``make bench`` (full) or ``make bench BENCH_ARGS=--quick``.
+
+Runs every section below in one process, on the CPU, one after another, and writes
+``build/bench/bench.json`` and ``bench.md``; ``--publish`` also copies them to
+``benchmarks/latest.*`` (what the README quotes). Each section lives in its own module
+(``sec_*.py`` beside this file) and returns ``{"results": ..., "markdown": ...}``.
+Speed-ups are always ratios of two timings taken in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SECTIONS = sorted(p.stem for p in HERE.glob("sec_*.py"))
+
+
+def machine_info() -> dict:
+    return {
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and grid points")
+    parser.add_argument("--only", nargs="*", default=None, help="section names, e.g. sec_baseline")
+    parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
+    parser.add_argument("--publish", action="store_true", help="copy results to benchmarks/")
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    os.environ.setdefault("COURSE_PROGRESS", "0")
+    sys.path.insert(0, str(HERE))
+    chosen = args.only or SECTIONS
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; available: {SECTIONS}")
+    report = {"mode": mode, "machine": machine_info(), "sections": {}}
+    markdown = [
+        f"# Benchmark ({mode} mode)",
+        "",
+        f"Command: `make bench{' BENCH_ARGS=--quick' if args.quick else ''}`. "
+        f"Machine: {report['machine']['processor']}, {report['machine']['cpu_count']} cores, "
+        f"torch {report['machine']['torch']}, Python {report['machine']['python']}, "
+        f"{report['machine']['date']}.",
+        "",
+    ]
+    for name in chosen:
+        start = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        section = importlib.import_module(name).run(mode)
+        seconds = time.perf_counter() - start
+        report["sections"][name] = {"results": section["results"], "seconds": seconds}
+        markdown += [section["markdown"].strip(), ""]
+        print(f"[bench] {name} done in {seconds:.0f} s", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "bench.md").write_text("\n".join(markdown).rstrip() + "\n")
+    if args.publish:
+        target = ROOT / "benchmarks"
+        target.mkdir(exist_ok=True)
+        shutil.copy(out / "bench.json", target / "latest.json")
+        shutil.copy(out / "bench.md", target / "latest.md")
+    print(f"[bench] wrote {out / 'bench.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

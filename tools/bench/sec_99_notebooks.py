@@ -1,0 +1,56 @@
+"""Every chapter notebook executed headless, in order, each on a fresh kernel, timed.
+
+The run starts from an empty baseline cache, as a learner does: chapter 1 trains and
+caches the baseline, later chapters load it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from common import md_table
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(mode: str) -> dict:
+    cache = tempfile.mkdtemp(prefix="course-cache-")
+    env = {
+        "COURSE_PROGRESS": "0",
+        "COURSE_FAST": "1" if mode == "quick" else "0",
+        "COURSE_CACHE": cache,
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernels inherit these
+    results = {}
+    try:
+        for path in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            client = NotebookClient(
+                nb,
+                timeout=1800,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+            )
+            start = time.perf_counter()
+            client.execute()
+            results[path.name] = time.perf_counter() - start
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    markdown = "\n".join(
+        [
+            f"## Notebook execution time ({'fast' if mode == 'quick' else 'full'} mode, headless)",
+            "",
+            md_table(["notebook", "seconds"], [[k, f"{v:.0f}"] for k, v in results.items()]),
+        ]
+    )
+    return {"results": results, "markdown": markdown}
