@@ -1,0 +1,306 @@
+"""Gradient-based importance: first-order Taylor, SNIP and movement pruning.
+
+Introduced in chapter 3. Each criterion returns one score tensor per prunable weight
+(higher = keep), so it plugs into the same selection rules and schedules as magnitude
+pruning: ``prune(model, 0.9, scores=taylor_scores(model, loader))``.
+
+- Taylor (Molchanov et al. 2017, 2019): removing weight w changes the loss by about
+  g·w (first order), so the element score is |g·w|, averaged over many mini-batches
+  (or an exponential moving average with ``momentum``). For a group of weights (a
+  hidden unit), the score is (Σ g·w)² over the group.
+- SNIP (Lee et al. 2019): at initialization, one batch, |g·w| normalized to sum to 1
+  over all tensors; keep the top κ and train the sparse net from there.
+- Movement (Sanh et al. 2020): during fine-tuning the score accumulates -g·w at every
+  step (weights moving away from zero gain score); prune by top-k under the cubic
+  schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .masks import _check_names, prunable_parameters
+
+LossFn = Callable[[nn.Module, tuple], torch.Tensor]
+
+
+def cross_entropy_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
+    """Mean cross-entropy of ``model`` on a ``(tokens, lengths, labels)`` batch."""
+    tokens, lengths, labels = batch
+    return nn.functional.cross_entropy(model(tokens, lengths), labels)
+
+
+def _params(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Parameter]:
+    if names is None:
+        return prunable_parameters(model)
+    if not names:
+        raise ValueError("names is empty: no tensors to score")
+    params = _check_names(model, names)
+    return {n: params[n] for n in names}
+
+
+def _require_data(criterion: str, data, loss_fn) -> None:
+    if data is None:
+        raise ValueError(
+            f"the {criterion} criterion needs gradients: pass data (a DataLoader or a list of "
+            "(tokens, lengths, labels) batches); magnitude and random need none"
+        )
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be callable(model, batch) -> loss, got {type(loss_fn).__name__}"
+        )
+
+
+def _to_device(batch: tuple, device: torch.device) -> tuple:
+    return tuple(x.to(device) if isinstance(x, torch.Tensor) else x for x in batch)
+
+
+def _gradients(
+    model: nn.Module, batch: tuple, params: Mapping[str, nn.Parameter], loss_fn: LossFn
+) -> dict[str, torch.Tensor]:
+    """Gradients of the batch loss with respect to ``params`` (model in eval mode)."""
+    device = next(model.parameters()).device
+    loss = loss_fn(model, _to_device(batch, device))
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the loss is {loss.item()}: cannot score with its gradient")
+    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return {
+        n: torch.zeros_like(p) if g is None else g.detach()
+        for (n, p), g in zip(params.items(), grads, strict=True)
+    }
+
+
+class _EvalMode:
+    """Score with dropout off, then restore the model's mode."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self):
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+def taylor_scores(
+    model: nn.Module,
+    data: Iterable[tuple] | None = None,
+    *,
+    num_batches: int = 30,
+    momentum: float | None = None,
+    loss_fn: LossFn | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """First-order Taylor importance |g·w| per weight, accumulated over mini-batches.
+
+    Args:
+        data: batches ``(tokens, lengths, labels)``; the first ``num_batches`` are used.
+        momentum: ``None`` averages the per-batch scores; a value in [0, 1) keeps an
+            exponential moving average ``s <- momentum·s + (1 - momentum)·|g·w|``.
+        loss_fn: ``loss_fn(model, batch)``; default cross-entropy.
+        names: tensors to score (default: every prunable weight).
+
+    Returns ``{name: scores}`` with the weights' shapes.
+    """
+    _require_data("taylor", data, loss_fn)
+    if num_batches < 1:
+        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+    if momentum is not None and not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1) or None, got {momentum}")
+    loss_fn = loss_fn or cross_entropy_loss
+    params = _params(model, names)
+    scores = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    seen = 0
+    with _EvalMode(model):
+        for batch in data:
+            if seen == num_batches:
+                break
+            grads = _gradients(model, batch, params, loss_fn)
+            for n, p in params.items():
+                value = (grads[n] * p.detach()).abs().float()
+                if momentum is None:
+                    scores[n] += value
+                elif seen == 0:
+                    scores[n] = value
+                else:
+                    scores[n] = momentum * scores[n] + (1 - momentum) * value
+            seen += 1
+    if seen == 0:
+        raise ValueError("data yielded no batches")
+    if momentum is None:
+        scores = {n: s / seen for n, s in scores.items()}
+    return scores
+
+
+def taylor_group_scores(
+    model: nn.Module,
+    data: Iterable[tuple] | None,
+    groups: Mapping[object, Sequence[tuple[str, tuple]]],
+    *,
+    num_batches: int = 30,
+    loss_fn: LossFn | None = None,
+) -> dict[object, float]:
+    """Structured Taylor importance (Σ_group g·w)² per group, averaged over batches.
+
+    ``groups`` maps a group key (e.g. a hidden unit) to slices ``(param name, index)``
+    whose entries together form the group; ``param[index]`` selects them.
+    """
+    _require_data("taylor", data, loss_fn)
+    if num_batches < 1:
+        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+    if not groups:
+        raise ValueError("groups is empty")
+    loss_fn = loss_fn or cross_entropy_loss
+    all_params = dict(model.named_parameters())
+    used = sorted({name for slices in groups.values() for name, _ in slices})
+    unknown = [n for n in used if n not in all_params]
+    if unknown:
+        raise ValueError(f"groups name tensors the model does not have: {unknown}")
+    params = {n: all_params[n] for n in used}
+    totals = dict.fromkeys(groups, 0.0)
+    seen = 0
+    with _EvalMode(model):
+        for batch in data:
+            if seen == num_batches:
+                break
+            grads = _gradients(model, batch, params, loss_fn)
+            products = {n: grads[n] * params[n].detach() for n in used}
+            for key, slices in groups.items():
+                total = sum(products[name][index].sum() for name, index in slices)
+                totals[key] += float(total) ** 2
+            seen += 1
+    if seen == 0:
+        raise ValueError("data yielded no batches")
+    return {key: value / seen for key, value in totals.items()}
+
+
+def looks_trained(model: nn.Module) -> bool:
+    """True when some recurrent weight lies outside PyTorch's U(±1/√H) initialization."""
+    rnn = getattr(model, "rnn", None)
+    if not isinstance(rnn, nn.RNNBase):
+        return False
+    bound = 1 / math.sqrt(rnn.hidden_size)
+    return any(
+        float(p.detach().abs().max()) > bound * (1 + 1e-6)
+        for name, p in rnn.named_parameters()
+        if name.startswith("weight_hh")
+    )
+
+
+def snip_scores(
+    model: nn.Module,
+    batch: tuple | None = None,
+    *,
+    loss_fn: LossFn | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """SNIP connection sensitivity |g·w| on one batch, normalized to sum to 1 over all tensors.
+
+    SNIP is meant for a freshly initialized network (prune, then train the sparse net).
+    Called on a model whose recurrent weights have left their initial range, it warns.
+    """
+    _require_data("snip", batch, loss_fn)
+    if isinstance(batch, torch.utils.data.DataLoader):
+        batch = next(iter(batch))
+    if looks_trained(model):
+        warnings.warn(
+            "SNIP scores a network at initialization, before training; this model's recurrent "
+            "weights lie outside their initial range U(±1/√H), so it looks trained. On a trained "
+            "model SNIP is a one-batch Taylor score: use taylor_scores (many batches) instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+    params = _params(model, names)
+    with _EvalMode(model):
+        grads = _gradients(model, batch, params, loss_fn or cross_entropy_loss)
+    raw = {n: (grads[n] * p.detach()).abs().float() for n, p in params.items()}
+    total = sum(float(s.sum()) for s in raw.values())
+    if total == 0:
+        raise ValueError("all SNIP sensitivities are zero (zero gradients): check batch and loss")
+    return {n: s / total for n, s in raw.items()}
+
+
+class MovementScores:
+    """Movement-pruning scores, accumulated during fine-tuning (Sanh et al. 2020).
+
+    Call :meth:`accumulate` after each backward pass (``train_model``'s ``before_step``
+    hook does it): ``S <- S - lr·(∂L/∂W)·W``. Weights that move away from zero gain
+    score; those pulled towards zero lose it. ``scores()`` returns a copy.
+
+    Our masks are monotone (a pruned weight is zero and stays pruned), so unlike the
+    paper's straight-through version, a pruned weight cannot come back; under the
+    cubic schedule, where sparsity only grows, this changes little.
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str] | None = None, lr: float = 1.0):
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.names = list(_params(model, names))
+        params = dict(model.named_parameters())
+        self.lr = lr
+        self.values = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in self.names}
+        self.steps = 0
+
+    @torch.no_grad()
+    def accumulate(self, model: nn.Module, step: int | None = None) -> None:
+        params = dict(model.named_parameters())
+        for n in self.names:
+            p = params[n]
+            if p.grad is None:
+                raise ValueError(f"{n} has no gradient: call accumulate after loss.backward()")
+            self.values[n] -= self.lr * (p.grad * p).float()
+        self.steps += 1
+
+    __call__ = accumulate  # so that it can be passed as a before_step hook
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        if self.steps == 0:
+            raise ValueError("no steps accumulated yet: movement scores need fine-tuning steps")
+        return {n: s.clone() for n, s in self.values.items()}
+
+
+GRADIENT_CRITERIA = ("taylor", "snip", "movement")
+
+
+def compute_scores(
+    model: nn.Module,
+    criterion: str,
+    *,
+    data: Iterable[tuple] | None = None,
+    names: Sequence[str] | None = None,
+    seed: int = 0,
+    **kwargs,
+) -> dict[str, torch.Tensor]:
+    """Scores for any criterion by name: magnitude, random, taylor or snip.
+
+    Movement scores exist only after fine-tuning: use :class:`MovementScores`.
+    """
+    from .magnitude import magnitude_scores, random_scores
+
+    names = list(_params(model, names))
+    if criterion == "magnitude":
+        return magnitude_scores(model, names)
+    if criterion == "random":
+        return random_scores(model, names, seed=seed)
+    if criterion == "taylor":
+        return taylor_scores(model, data, names=names, **kwargs)
+    if criterion == "snip":
+        _require_data("snip", data, kwargs.get("loss_fn"))
+        batch = next(iter(data)) if not isinstance(data, tuple) else data
+        return snip_scores(model, batch, names=names, **kwargs)
+    if criterion == "movement":
+        raise ValueError(
+            "criterion='movement' accumulates its scores during fine-tuning: create "
+            "MovementScores(model) and pass it as train_model(..., before_step=...)"
+        )
+    raise ValueError(
+        f"unknown criterion={criterion!r}; choose from ['magnitude', 'random', 'taylor', 'snip', "
+        "'movement']"
+    )

@@ -1,0 +1,181 @@
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from course_utils.models import RNNClassifier
+from course_utils.pruning import get_masks, prune
+from course_utils.pruning.gradient import (
+    MovementScores,
+    compute_scores,
+    looks_trained,
+    snip_scores,
+    taylor_group_scores,
+    taylor_scores,
+)
+
+
+class Probe(nn.Module):
+    """A linear classifier on given features: its gradient has a closed form."""
+
+    def __init__(self):
+        super().__init__()
+        self.classifier = nn.Linear(3, 2)
+
+
+def probe_loss(model, batch):
+    features, _, labels = batch
+    return nn.functional.cross_entropy(model.classifier(features), labels)
+
+
+def hand_gradient(model, features, labels):
+    """dL/dW of mean cross-entropy for a linear layer: (softmax - onehot)ᵀ x / B."""
+    with torch.no_grad():
+        probs = torch.softmax(model.classifier(features), dim=1)
+        onehot = nn.functional.one_hot(labels, 2).float()
+        return (probs - onehot).T @ features / len(labels)
+
+
+@pytest.fixture
+def probe_batches():
+    g = torch.Generator().manual_seed(0)
+    return [
+        (torch.randn(4, 3, generator=g), None, torch.randint(0, 2, (4,), generator=g))
+        for _ in range(3)
+    ]
+
+
+def test_taylor_equals_the_formula_averaged_over_batches(probe_batches):
+    model = Probe()
+    w = model.classifier.weight.detach()
+    per_batch = [(hand_gradient(model, x, y) * w).abs() for x, _, y in probe_batches]
+    scores = taylor_scores(model, probe_batches, loss_fn=probe_loss)
+    assert torch.allclose(scores["classifier.weight"], sum(per_batch) / 3, atol=1e-6)
+    two = taylor_scores(model, probe_batches, loss_fn=probe_loss, num_batches=2)
+    assert torch.allclose(two["classifier.weight"], (per_batch[0] + per_batch[1]) / 2, atol=1e-6)
+    ema = taylor_scores(model, probe_batches, loss_fn=probe_loss, momentum=0.9)
+    want = per_batch[0]
+    for value in per_batch[1:]:
+        want = 0.9 * want + 0.1 * value
+    assert torch.allclose(ema["classifier.weight"], want, atol=1e-6)
+
+
+def test_structured_taylor_squares_the_group_sum(probe_batches):
+    model = Probe()
+    w = model.classifier.weight.detach()
+    groups = {
+        "row 0": [("classifier.weight", (0,))],
+        "column 2": [("classifier.weight", (slice(None), 2))],
+    }
+    scores = taylor_group_scores(model, probe_batches, groups, loss_fn=probe_loss)
+    products = [hand_gradient(model, x, y) * w for x, _, y in probe_batches]
+    assert scores["row 0"] == pytest.approx(sum(float(p[0].sum()) ** 2 for p in products) / 3)
+    assert scores["column 2"] == pytest.approx(sum(float(p[:, 2].sum()) ** 2 for p in products) / 3)
+
+
+def test_snip_is_normalized_gw_on_one_batch(probe_batches):
+    model = Probe()
+    x, _, y = probe_batches[0]
+    raw = (hand_gradient(model, x, y) * model.classifier.weight.detach()).abs()
+    scores = snip_scores(model, probe_batches[0], loss_fn=probe_loss)["classifier.weight"]
+    assert torch.allclose(scores, raw / raw.sum(), atol=1e-6)
+    assert float(scores.sum()) == pytest.approx(1.0)
+
+
+def test_snip_warns_on_a_trained_model(synthetic_batch):
+    fresh = RNNClassifier(40, 3, embed_dim=6, hidden_size=5)
+    assert not looks_trained(fresh)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        snip_scores(fresh, synthetic_batch)
+    with torch.no_grad():
+        fresh.rnn.weight_hh_l0[0, 0] = 2.0  # outside U(±1/√5): as after training
+    assert looks_trained(fresh)
+    with pytest.warns(UserWarning, match="looks trained"):
+        snip_scores(fresh, synthetic_batch)
+
+
+def test_movement_accumulates_minus_gradient_times_weight():
+    model = Probe()
+    tracker = MovementScores(model, lr=0.5)
+    w = model.classifier.weight
+    grads = [torch.randn_like(w), torch.randn_like(w)]
+    want = torch.zeros_like(w)
+    for g in grads:
+        w.grad = g.clone()
+        tracker(model, 0)
+        want -= 0.5 * g * w.detach()
+    assert torch.allclose(tracker.scores()["classifier.weight"], want)
+    # a weight moving away from zero (gradient opposite in sign to the weight) gains score
+    w.grad = -torch.sign(w.detach())
+    before = tracker.scores()["classifier.weight"]
+    tracker(model, 0)
+    assert (tracker.scores()["classifier.weight"] > before).all()
+
+
+def test_gradient_criteria_without_data_give_clear_errors():
+    model = RNNClassifier(40, 3, embed_dim=6, hidden_size=5)
+    with pytest.raises(ValueError, match="taylor criterion needs gradients"):
+        taylor_scores(model)
+    with pytest.raises(ValueError, match="snip criterion needs gradients"):
+        snip_scores(model)
+    with pytest.raises(ValueError, match="taylor criterion needs gradients"):
+        compute_scores(model, "taylor")
+    with pytest.raises(ValueError, match="MovementScores"):
+        compute_scores(model, "movement")
+    with pytest.raises(ValueError, match="criterion='hessian'"):
+        compute_scores(model, "hessian")
+    with pytest.raises(ValueError, match="no steps"):
+        MovementScores(model).scores()
+    with pytest.raises(ValueError, match="num_batches"):
+        taylor_scores(model, [()], num_batches=0)
+    with pytest.raises(ValueError, match="momentum"):
+        taylor_scores(model, [()], momentum=1.0)
+    with pytest.raises(ValueError, match="tensor name 'rnn.weight_xx'"):
+        taylor_scores(model, [()], names=["rnn.weight_xx"])
+    with pytest.raises(ValueError, match="has no gradient"):
+        MovementScores(model)(model, 0)
+
+
+@pytest.fixture
+def synthetic_batch():
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(1, 40, (6, 7), generator=g)
+    lengths = torch.tensor([7, 7, 5, 4, 3, 1])
+    for i, n in enumerate(lengths):
+        tokens[i, n:] = 0
+    return tokens, lengths, torch.randint(0, 3, (6,), generator=g)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cell=st.sampled_from(["lstm", "gru", "rnn"]),
+    layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+    criterion=st.sampled_from(["magnitude", "random", "taylor", "snip"]),
+    sparsity=st.floats(0.0, 0.99),
+    scope=st.sampled_from(["layerwise", "global", "global_normalized"]),
+)
+def test_every_criterion_hits_the_requested_sparsity_exactly(
+    cell, layers, bidirectional, criterion, sparsity, scope
+):
+    g = torch.Generator().manual_seed(2)
+    batch = (torch.randint(1, 40, (5, 6), generator=g), torch.full((5,), 6), torch.arange(5) % 3)
+    model = RNNClassifier(
+        40, 3, embed_dim=6, hidden_size=5, num_layers=layers, cell=cell, bidirectional=bidirectional
+    )
+    scores = compute_scores(model, criterion, data=[batch])
+    names = list(scores)
+    assert names[0] == "embedding.weight" and any("reverse" in n for n in names) == bidirectional
+    prune(model, sparsity, scores=scores, scope=scope, include_embedding=True)
+    masks = get_masks(model)
+    assert list(masks) == names
+    pruned = {n: int((~m).sum()) for n, m in masks.items()}
+    if scope == "layerwise":
+        assert pruned == {n: round(sparsity * m.numel()) for n, m in masks.items()}
+    else:
+        total = sum(m.numel() for m in masks.values())
+        assert sum(pruned.values()) == round(sparsity * total)
