@@ -1,9 +1,11 @@
 # Pruning recurrent text classifiers -- course commands.
 #   make lab     set up (first time) and open JupyterLab on notebooks/
-#   make test    set up with dev tools, lint, unit tests, every notebook under nbval
+#   make warm    before a class: set up and run chapter 1 once (caches the baseline)
+#   make test    set up with dev tools, lint, unit tests, every notebook under nbval, browser tests
 #   make run     execute every notebook headless into build/html/
-#   make student learner copies (solutions removed) into build/student/
-#   make slides  reveal.js decks into build/slides/ (offline)
+#   make student learner copies into build/student/, build/solutions/, build/self-paced/
+#   make slides  reveal.js decks into build/slides/ (offline; npm ci of reveal.js the first time)
+#   make present the decks live with RISE in JupyterLab (build/slides/)
 #   make bench   the benchmark: build/bench/bench.json and bench.md
 
 PYTHON  ?= python3
@@ -18,14 +20,16 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PORT    ?= 8888
 export COURSE_CACHE ?= $(CURDIR)/.cache
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+SLIDES_JS := slides/node_modules/.package-lock.json
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: help setup setup-dev lab test lint format unit nbval run notebooks student slides bench clean
+.PHONY: help setup setup-dev lab warm test lint format unit nbval browser run notebooks student \
+	slides present bench clean
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -50,7 +54,12 @@ setup: $(VENV)/.setup
 setup-dev: $(VENV)/.setup-dev
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ALLOW_ROOT)
+
+warm: setup
+	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute \
+	  --ExecutePreprocessor.timeout=1200 --output-dir build/warm notebooks/01_baseline_rnn.ipynb
+	@echo "Chapter 1 ran; the baseline is cached in $(COURSE_CACHE)."
 
 lint: setup-dev
 	$(BIN)/ruff check course_utils tests notebooks tools
@@ -61,12 +70,18 @@ format: setup-dev
 	$(BIN)/ruff check --fix course_utils tests notebooks tools
 
 unit: setup-dev
-	$(BIN)/pytest tests
+	MPLBACKEND=Agg $(BIN)/pytest tests --ignore=tests/browser
 
 nbval: setup-dev
 	COURSE_FAST=1 $(BIN)/pytest --nbval-lax --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
 
-test: lint unit nbval
+# Slides in headless Chromium, JupyterLab driven by Playwright. Without Chromium they are
+# reported as NOT RUN; COURSE_REQUIRE_BROWSER=1 (set by .ci/run) makes that an error.
+browser: setup-dev
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory $(SLIDES_JS) || true; fi
+	$(BIN)/pytest tests/browser
+
+test: lint unit nbval browser
 
 run: setup
 	mkdir -p build/html
@@ -81,13 +96,21 @@ notebooks: setup
 	    --ExecutePreprocessor.timeout=1200 $$nb || exit 1; done
 
 student: setup
-	$(PY) -m course_utils.notebook_tools student notebooks build/student
+	$(PY) -m course_utils.notebook_tools student notebooks build/student \
+	  --solutions build/solutions --self-paced build/self-paced
 
-slides: setup
+$(SLIDES_JS): slides/package.json slides/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "reveal.js and MathJax come from npm: install Node.js 18+"; exit 1; }
+	npm ci --prefix slides --no-audit --no-fund
+
+slides: setup $(SLIDES_JS)
 	$(PY) tools/build_slides.py
 
+present: slides
+	$(BIN)/jupyter lab --notebook-dir=build/slides --port=$(PORT) $(ALLOW_ROOT)
+
 bench: setup
-	$(PY) tools/bench.py $(BENCH_ARGS)
+	$(PY) tools/bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,9 +1,15 @@
-"""Notebook housekeeping: hygiene checks and student copies.
+"""Notebook housekeeping: hygiene checks, student copies and solutions.
 
-Used by ``make student`` (``python -m course_utils.notebook_tools student SRC DST``) and
-by the tests. A code cell tagged ``solution`` holds a reference answer: in the student
-copy, the body of every function it defines becomes ``raise NotImplementedError``
-(docstring kept); a solution cell without a function is replaced by a TODO comment.
+Used by ``make student`` and by the tests::
+
+    python -m course_utils.notebook_tools student SRC DST [--solutions DIR] [--self-paced DIR]
+
+A code cell tagged ``solution`` holds a reference answer: in the student copy, the body
+of every function it defines becomes ``raise NotImplementedError`` (docstring kept); a
+solution cell without a function is replaced by a TODO comment. ``--solutions`` also
+writes the full notebooks (reference answers and the committed outputs);
+``--self-paced`` writes student copies in which a collapsed "Show a solution" cell
+follows each exercise, for learners working on their own.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 
 SOLUTION_TAG = "solution"
 STUB = "raise NotImplementedError"
+TOGGLE_TAG = "solution-toggle"
+TOGGLE_SUMMARY = "Show a solution"
 
 
 def read_notebook(path: str | Path) -> dict:
@@ -63,28 +71,76 @@ def stub_solution(source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_student_notebook(nb: dict) -> dict:
-    """A copy of ``nb`` with solutions stubbed and every output cleared."""
+def solution_toggle_cell(source: str) -> dict:
+    """A markdown cell that shows ``source`` only when its "Show a solution" line is clicked."""
+    fence = "```"
+    while fence in source:
+        fence += "`"
+    text = (
+        f"<details>\n<summary><b>{TOGGLE_SUMMARY}</b> (try the exercise first)</summary>\n\n"
+        f"{fence}python\n{source.rstrip()}\n{fence}\n\n</details>"
+    )
+    return {
+        "cell_type": "markdown",
+        "metadata": {"tags": [TOGGLE_TAG]},
+        "source": _split_lines(text),
+    }
+
+
+def make_student_notebook(nb: dict, *, inline_solutions: bool = False) -> dict:
+    """A copy of ``nb`` with solutions stubbed and every output cleared.
+
+    With ``inline_solutions=True`` each stubbed cell is followed by a collapsed markdown
+    cell holding the reference answer (see ``solution_toggle_cell``).
+    """
     nb = json.loads(json.dumps(nb))
+    cells = []
     for cell in nb["cells"]:
+        cells.append(cell)
         if cell["cell_type"] != "code":
             continue
         if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            cell["source"] = _split_lines(stub_solution(cell_source(cell)))
+            reference = cell_source(cell)
+            cell["source"] = _split_lines(stub_solution(reference))
             cell["metadata"]["tags"] = [t for t in cell["metadata"]["tags"] if t != SOLUTION_TAG]
+            if inline_solutions:
+                toggle = solution_toggle_cell(reference)
+                if "id" in cell:
+                    toggle["id"] = f"{cell['id']}-solution"[:64]
+                cells.append(toggle)
         cell["outputs"] = []
         cell["execution_count"] = None
+    nb["cells"] = cells
     return nb
 
 
-def write_student_copies(src: str | Path, dst: str | Path) -> list[Path]:
+def _chapter_notebooks(src: Path) -> list[Path]:
+    return sorted(Path(src).glob("[0-9]*.ipynb"))
+
+
+def write_student_copies(
+    src: str | Path, dst: str | Path, *, inline_solutions: bool = False
+) -> list[Path]:
     """Write a student copy of every chapter notebook in ``src`` to ``dst``."""
     src, dst = Path(src), Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(src.glob("[0-9]*.ipynb")):
+    for path in _chapter_notebooks(src):
         out = dst / path.name
-        out.write_text(json.dumps(make_student_notebook(read_notebook(path)), indent=1) + "\n")
+        student = make_student_notebook(read_notebook(path), inline_solutions=inline_solutions)
+        out.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(out)
+    return written
+
+
+def write_solutions(src: str | Path, dst: str | Path) -> list[Path]:
+    """Copy every chapter notebook of ``src``, reference answers and outputs included."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in _chapter_notebooks(src):
+        out = dst / path.name
+        out.write_bytes(path.read_bytes())
         written.append(out)
     return written
 
@@ -122,8 +178,17 @@ def hygiene_problems(nb: dict) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[0] == "student":
-        for path in write_student_copies(argv[1], argv[2]):
+    if len(argv) >= 3 and argv[0] == "student":
+        options = dict(zip(argv[3::2], argv[4::2], strict=False))
+        if len(argv[3:]) % 2 or set(options) - {"--solutions", "--self-paced"}:
+            print("options: --solutions DIR, --self-paced DIR")
+            return 2
+        written = write_student_copies(argv[1], argv[2])
+        if "--solutions" in options:
+            written += write_solutions(argv[1], options["--solutions"])
+        if "--self-paced" in options:
+            written += write_student_copies(argv[1], options["--self-paced"], inline_solutions=True)
+        for path in written:
             print(path)
         return 0
     if len(argv) >= 2 and argv[0] == "check":
@@ -133,7 +198,10 @@ def main(argv: list[str]) -> int:
                 print(f"{name}: {problem}")
                 bad += 1
         return 1 if bad else 0
-    print("usage: python -m course_utils.notebook_tools student SRC DST | check NB...")
+    print(
+        "usage: python -m course_utils.notebook_tools student SRC DST "
+        "[--solutions DIR] [--self-paced DIR] | check NB..."
+    )
     return 2
 
 

@@ -249,7 +249,8 @@ def load_checkpoint(
 ) -> tuple[RNNClassifier, dict]:
     """Load a checkpoint made by :func:`save_checkpoint` (``weights_only=True``: no code runs).
 
-    Returns ``(model, extra)``. With ``model`` given, its architecture must match.
+    Returns ``(model, extra)``. With ``model`` given, its architecture must match. Mask
+    buffers of a pruned model (chapter 2) are recreated, so a pruned model loads as saved.
     """
     path = Path(path)
     if not path.is_file():
@@ -259,7 +260,7 @@ def load_checkpoint(
     except Exception as err:
         raise CheckpointError(
             f"path={str(path)!r} is not a readable course checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]})"
+            f"{(str(err).splitlines() or [''])[0][:200]})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -271,7 +272,10 @@ def load_checkpoint(
     elif model.config() != config:
         diff = {k: (config.get(k), v) for k, v in model.config().items() if config.get(k) != v}
         raise CheckpointError(f"checkpoint architecture differs from model: {diff} (file, model)")
+    from .pruning.masks import register_masks_from_state_dict  # a pruned model's mask buffers
+
     try:
+        register_masks_from_state_dict(model, payload["state_dict"])
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
         raise CheckpointError(

@@ -7,18 +7,24 @@ from hypothesis import strategies as st
 
 from course_utils.models import RNNClassifier
 from course_utils.pruning.gan import (
+    CachedTeacher,
     Discriminator,
     FistaMasks,
     GALConfig,
     MaskedStudent,
+    discriminator_loss,
     fold_masks,
     kept_units,
     logit_gap,
-    mask_keys,
+    mask_prox_step,
+    mask_slots,
+    remove_masked_units,
     soft_threshold,
     train_gal,
 )
+from course_utils.pruning.structured import mask_hidden_units, remove_hidden_units
 from course_utils.text import make_loader
+from course_utils.train import train_model
 
 
 def batch(seed=0, vocab=30, lengths=(6, 4, 3, 1)):
@@ -30,29 +36,37 @@ def batch(seed=0, vocab=30, lengths=(6, 4, 3, 1)):
     return tokens, lengths
 
 
-@settings(max_examples=30, deadline=None)
-@given(
+def tiny(cell="lstm", layers=1, bidirectional=False, pooling="max", hidden=4, seed=0):
+    torch.manual_seed(seed)
+    return RNNClassifier(
+        30,
+        3,
+        embed_dim=5,
+        hidden_size=hidden,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        pooling=pooling,
+    ).eval()
+
+
+configs = dict(
     cell=st.sampled_from(["lstm", "gru", "rnn"]),
     layers=st.integers(1, 3),
     bidirectional=st.booleans(),
     pooling=st.sampled_from(["max", "mean", "last"]),
     seed=st.integers(0, 20),
 )
+
+
+@settings(max_examples=30, deadline=None)
+@given(**configs)
 def test_all_ones_masks_reproduce_the_teacher(cell, layers, bidirectional, pooling, seed):
-    torch.manual_seed(seed)
-    teacher = RNNClassifier(
-        30,
-        3,
-        embed_dim=5,
-        hidden_size=4,
-        num_layers=layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        pooling=pooling,
-    ).eval()
+    teacher = tiny(cell, layers, bidirectional, pooling, seed=seed)
     student = MaskedStudent(teacher).eval()
     tokens, lengths = batch(seed)
     assert len(student.masks) == layers * (2 if bidirectional else 1)
+    assert list(student.mask_values()) == mask_slots(teacher)
     with torch.no_grad():
         assert torch.allclose(student(tokens, lengths), teacher(tokens, lengths), atol=1e-6)
         assert torch.allclose(
@@ -60,17 +74,48 @@ def test_all_ones_masks_reproduce_the_teacher(cell, layers, bidirectional, pooli
         )
 
 
+@settings(max_examples=30, deadline=None)
+@given(**configs)
+def test_removing_zero_masks_is_exact(cell, layers, bidirectional, pooling, seed):
+    """The physically smaller model equals the masked student at its masks."""
+    teacher = tiny(cell, layers, bidirectional, pooling, hidden=5, seed=seed)
+    student = MaskedStudent(teacher).eval()
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for slot in mask_slots(teacher):
+        m = torch.rand(5, generator=g) * 2  # values in [0, 2): some grow, some shrink
+        m[torch.rand(5, generator=g) < 0.5] = 0.0  # about half the units are dead
+        masks[slot] = m
+    masks[mask_slots(teacher)[0]] = torch.zeros(5)  # a slot with every unit dead
+    small = remove_masked_units(student, masks)
+    alive = {slot: max(1, int((m > 0).sum())) for slot, m in masks.items()}
+    assert small.rnn.hidden_size == max(alive.values())
+    tokens, lengths = batch(seed)
+    with torch.no_grad():
+        gap = (small(tokens, lengths) - student(tokens, lengths, masks=masks)).abs().max()
+    assert gap <= 1e-5
+    # chapter 4's keep spec, straight from the masks
+    keep = kept_units(masks)
+    assert keep[mask_slots(teacher)[0]].numel() == 1
+    with torch.no_grad():
+        folded = fold_masks(student, masks)
+        assert torch.allclose(
+            remove_hidden_units(folded, keep)(tokens, lengths),
+            mask_hidden_units(folded, keep, reads_only=True)(tokens, lengths),
+            atol=1e-5,
+        )
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_a_zero_mask_cuts_the_unit_off(cell):
-    torch.manual_seed(0)
-    teacher = RNNClassifier(
-        30, 3, embed_dim=5, hidden_size=4, num_layers=2, cell=cell, bidirectional=True
-    ).eval()
+    teacher = tiny(cell, layers=2, bidirectional=True)
     student = MaskedStudent(teacher).eval()
     tokens, lengths = batch()
+    masks = student.mask_values()
+    masks[(0, 1)][2] = 0.0
+    masks[(1, 0)][1] = 0.0
+    student.set_masks(masks)
     with torch.no_grad():
-        student.masks["l0_reverse"][2] = 0.0
-        student.masks["l1"][1] = 0.0
         before = student(tokens, lengths)
         # whatever unit 2 (backward, layer 0) and unit 1 (forward, layer 1) compute, nobody reads it
         gates = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
@@ -92,6 +137,7 @@ def test_fista_step_matches_the_formula():
     m0 = torch.tensor([1.0, 0.5, 0.05, 0.8])
     # step 1: a_0 = 1, so y_0 = m_0
     m1 = torch.clamp(soft_threshold(m0 - lr * grad1, lr * lam), min=0)
+    assert torch.allclose(mask_prox_step(m0, grad1, lr, lam), m1)
     fista.step({"l0": grad1})
     assert torch.allclose(fista.current["l0"], m1)
     a0, a1 = 1.0, (1 + math.sqrt(5)) / 2
@@ -108,25 +154,79 @@ def test_fista_step_matches_the_formula():
     assert (fista.current["l0"] >= 0).all() and fista.alive() == int((m2 > 0).sum())
 
 
+def test_fista_restarts_its_momentum_when_it_points_uphill():
+    start = torch.tensor([1.0, 1.0])
+    masks = torch.nn.ParameterDict({"l0": torch.nn.Parameter(start.clone())})
+    fista = FistaMasks(masks, lr=0.1, lam=0.0, restart=True)
+    for _ in range(3):  # the gradient pushes the masks down: momentum builds up
+        fista.step({"l0": torch.ones(2)})
+    assert fista.restarts == 0 and fista.a > 2
+    ahead, before = masks["l0"].detach().clone(), fista.current["l0"].clone()
+    assert (ahead < before).all()  # y runs ahead of m
+    # now the gradient pulls them up a little: from y, the step still ends below m_k,
+    # so the move m_k -> m_{k+1} goes uphill and the momentum restarts
+    fista.step({"l0": -0.2 * torch.ones(2)})
+    m = fista.current["l0"]
+    assert torch.allclose(m, ahead + 0.02) and (m < before).all()
+    assert fista.restarts == 1 and fista.a == pytest.approx((1 + math.sqrt(5)) / 2)
+    assert torch.equal(masks["l0"].detach(), m)  # after a restart y = m: no momentum
+
+
 def test_soft_threshold_and_kept_units():
     x = torch.tensor([-2.0, -0.5, 0.0, 0.3, 1.5])
     assert soft_threshold(x, 0.5).tolist() == [-1.5, 0.0, 0.0, 0.0, 1.0]
-    masks = {"l0": torch.tensor([0.0, 0.7, 0.0, 0.2]), "l0_reverse": torch.zeros(4)}
+    masks = {(0, 0): torch.tensor([0.0, 0.7, 0.0, 0.2]), (0, 1): torch.zeros(4)}
     kept = kept_units(masks)
-    assert kept["l0"].tolist() == [1, 3] and kept["l0_reverse"].numel() == 1
-    assert kept_units(masks, keep=1)["l0"].tolist() == [1]
-    with pytest.raises(ValueError, match="keep must be in"):
+    assert kept[(0, 0)].tolist() == [1, 3] and kept[(0, 1)].numel() == 1
+    assert kept_units(masks, threshold=0.5)[(0, 0)].tolist() == [1]
+    assert kept_units(masks, keep=1)[(0, 0)].tolist() == [1]
+    assert kept_units(masks, keep=2)[(0, 0)].tolist() == [1, 3]
+    with pytest.raises(ValueError, match=r"keep count for \(0, 0\) must be an int in \[1, 4\]"):
         kept_units(masks, keep=5)
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        kept_units(masks, threshold=-0.1)
+
+
+def test_discriminator_loss_uses_one_sided_label_smoothing():
+    d_real, d_fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+
+    def bce(logit, target):  # by hand, per example
+        p = torch.sigmoid(logit)
+        return -(target * torch.log(p) + (1 - target) * torch.log(1 - p)).mean()
+
+    want = bce(d_real, torch.full((2,), 0.9)) + bce(d_fake, torch.zeros(2))
+    assert torch.allclose(discriminator_loss(d_real, d_fake, 0.1), want)
+    assert discriminator_loss(d_real, d_fake, 0.1) > discriminator_loss(d_real, d_fake, 0.0)
+
+
+def test_cached_teacher_runs_each_sequence_once():
+    teacher = tiny()
+    calls = []
+    teacher.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    cache = CachedTeacher(teacher)
+    tokens, lengths = batch()
+    with torch.no_grad():
+        want = teacher(tokens, lengths)
+    calls.clear()
+    assert torch.allclose(cache(tokens, lengths), want, atol=1e-6)
+    assert torch.allclose(cache(tokens[[2, 0]], lengths[[2, 0]]), want[[2, 0]], atol=1e-6)
+    assert calls == [4]  # the second call was served from the cache
+    teacher.train()
+    cache(*batch(seed=1))
+    assert teacher.training and calls == [4, 4]  # new sequences; the mode is restored
+
+
+def trained_teacher(vocab, train_loader, valid_loader, hidden=8, dropout=0.0):
+    torch.manual_seed(0)
+    teacher = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=hidden, dropout=dropout)
+    train_model(teacher, train_loader, valid_loader, epochs=8, lr=1e-2, progress=False)
+    return teacher.eval()
 
 
 def test_short_training_shrinks_masks_and_the_logit_gap(synthetic_data):
     vocab, train, valid = synthetic_data
-    torch.manual_seed(0)
-    teacher = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
-    from course_utils.train import train_model
-
     train_loader, valid_loader = make_loader(train, 16, shuffle=True), make_loader(valid, 64)
-    train_model(teacher, train_loader, valid_loader, epochs=8, lr=1e-2, progress=False)
+    teacher = trained_teacher(vocab, train_loader, valid_loader)
     # the student starts from a damaged copy, so there is a gap to close
     damaged = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
     damaged.load_state_dict(teacher.state_dict())
@@ -136,10 +236,15 @@ def test_short_training_shrinks_masks_and_the_logit_gap(synthetic_data):
     start_gap = logit_gap(teacher, damaged, valid_loader)["logit_mse"]
     config = GALConfig(lam=0.05, epochs=4, lr=5e-3, mask_lr=0.05, mask_every=1, seed=0)
     result = train_gal(teacher, train_loader, valid_loader, config, student=damaged, progress=False)
-    assert not result.diverged
+    assert not result.diverged and result.best_epoch >= 1
     assert result.history["mask_l1"][-1] < 0.95 * 8  # the L1 penalty shrank the masks
     assert result.history["valid_logit_mse"][-1] < 0.5 * start_gap
     assert all(math.isfinite(v) for v in result.history["d_loss"])
+    # D's record for the dashboards: accuracies in [0, 1], losses above the smoothing floor
+    for key in ("d_real_acc", "d_fake_acc"):
+        assert all(0 <= v <= 1 for v in result.history[key])
+    assert min(result.history["d_real_loss"]) > 0.3  # H(0.9) = 0.325 with smoothing 0.1
+    assert len(result.history["mask_snapshots"]) == len(result.history["snapshot_step"]) > 0
     ablation = train_gal(
         teacher,
         train_loader,
@@ -150,40 +255,115 @@ def test_short_training_shrinks_masks_and_the_logit_gap(synthetic_data):
     assert all(math.isnan(v) for v in ablation.history["d_loss"])  # no discriminator at all
 
 
-def test_divergence_stops_with_a_message_and_keeps_the_last_good_state(synthetic_data, monkeypatch):
+def test_a_trained_student_shrinks_exactly_and_keeps_its_best_epoch(synthetic_data):
+    vocab, train, valid = synthetic_data
+    train_loader, valid_loader = make_loader(train, 16, shuffle=True), make_loader(valid, 64)
+    teacher = trained_teacher(vocab, train_loader, valid_loader, hidden=10, dropout=0.3)
+    config = GALConfig(lam=0.5, epochs=3, lr=3e-3, mask_lr=0.05, mask_every=1, seed=1)
+    result = train_gal(teacher, train_loader, valid_loader, config, progress=False)
+    history = result.history
+    best = min(range(len(history["epoch"])), key=lambda i: history["valid_objective"][i])
+    assert result.best_epoch == history["epoch"][best]
+    alive = result.units_alive()[(0, 0)]
+    assert 1 <= alive < 10, "lam = 0.5 should kill some units but not all"
+    # the student runs at the kept masks: its validation numbers are those of that epoch
+    gap = logit_gap(teacher, result.student, valid_loader)
+    assert gap["logit_mse"] == pytest.approx(history["valid_logit_mse"][best], rel=1e-5)
+    small = result.pruned_model()
+    assert small.rnn.hidden_size == alive
+    assert not result.student.training and not small.training  # ready to evaluate (no dropout)
+    tokens, lengths, _ = next(iter(valid_loader))
+    with torch.no_grad():
+        gap = (small(tokens, lengths) - result.student(tokens, lengths)).abs().max()
+    assert gap <= 1e-5
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_best_state(synthetic_data, monkeypatch):
     vocab, train, valid = synthetic_data
     teacher = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
-    loader = make_loader(train, 16)
+    loader, valid_loader = make_loader(train, 16), make_loader(valid, 64)
     calls = {"n": 0}
     original = torch.nn.functional.mse_loss
 
     def poisoned(a, b, *args, **kwargs):
         calls["n"] += 1
-        return original(a, b) * (float("nan") if calls["n"] > len(loader) + 3 else 1.0)
+        return original(a, b) * (float("nan") if calls["n"] > limit else 1.0)
 
     monkeypatch.setattr(torch.nn.functional, "mse_loss", poisoned)
-    with pytest.warns(RuntimeWarning, match="diverged at epoch 2"):
-        result = train_gal(
-            teacher, loader, make_loader(valid, 64), GALConfig(epochs=3), progress=False
-        )
-    assert result.diverged and "last completed epoch" in result.message
-    assert result.history["epoch"] == [1]
+    limit = 2 * len(loader) + 3  # NaN in the third epoch
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 3"):
+        result = train_gal(teacher, loader, valid_loader, GALConfig(epochs=4), progress=False)
+    assert result.diverged and "best state so far" in result.message
+    assert result.history["epoch"] == [1, 2]
+    objectives = result.history["valid_objective"]
+    assert result.best_epoch == 1 + objectives.index(min(objectives))
     assert all(torch.isfinite(p).all() for p in result.student.parameters())
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", original)
+    gap = logit_gap(teacher, result.student, valid_loader)["logit_mse"]
+    assert gap == pytest.approx(result.history["valid_logit_mse"][result.best_epoch - 1], rel=1e-5)
+    # NaN before any epoch is complete: the start is the best state so far
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", poisoned)
+    calls["n"], limit = 0, 2
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 1"):
+        result = train_gal(teacher, loader, valid_loader, GALConfig(epochs=2), progress=False)
+    assert result.best_epoch == 0 and result.history["epoch"] == []
+    assert all(torch.equal(m, torch.ones(8)) for m in result.masks.values())
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(result.student.model.parameters(), teacher.parameters(), strict=True)
+    )
 
 
 def test_bad_input_gets_clear_errors():
     teacher = RNNClassifier(30, 3, embed_dim=5, hidden_size=4)
+    loader = [batch() + (torch.zeros(4, dtype=torch.long),)]
     with pytest.raises(ValueError, match="lam must be >= 0"):
         GALConfig(lam=-0.1).check()
     with pytest.raises(ValueError, match="lam must be >= 0"):
-        train_gal(teacher, [], [], GALConfig(lam=-1.0))
+        train_gal(teacher, loader, loader, GALConfig(lam=-1.0))
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        GALConfig(lam=float("nan")).check()
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
+        GALConfig(epochs=0).check()
+    with pytest.raises(ValueError, match="nothing to learn"):
+        GALConfig(adv_weight=0, data_weight=0).check()
+    with pytest.raises(TypeError, match="config must be a GALConfig"):
+        train_gal(teacher, loader, loader, {"lam": 0.1})
+    with pytest.raises(ValueError, match="train_loader yields no batches"):
+        train_gal(teacher, [], loader)
     with pytest.raises(TypeError, match="teacher must be a course_utils RNNClassifier"):
         MaskedStudent(torch.nn.Linear(3, 3))
-    other = RNNClassifier(30, 3, embed_dim=5, hidden_size=6)
-    with pytest.raises(ValueError, match="architecture mismatch.*hidden_size"):
-        MaskedStudent(teacher, other)
+    with pytest.raises(TypeError, match="teacher must be a course_utils RNNClassifier"):
+        train_gal(torch.nn.Module(), loader, loader)  # an empty model
+    empty = RNNClassifier(30, 3, embed_dim=5, hidden_size=4)
+    empty.rnn = torch.nn.LSTM(5, 4, bias=False)
+    for name in list(empty.rnn._parameters):
+        empty.rnn._parameters[name] = torch.nn.Parameter(torch.empty(0))
+    with pytest.raises(ValueError, match="teacher has an empty RNN"):
+        MaskedStudent(empty)
+    with pytest.raises(TypeError, match="student must be a course_utils RNNClassifier"):
+        MaskedStudent(teacher, torch.nn.Linear(3, 3))
+    mismatches = {
+        "hidden_size": RNNClassifier(30, 3, embed_dim=5, hidden_size=6),
+        "cell": RNNClassifier(30, 3, embed_dim=5, hidden_size=4, cell="gru"),
+        "num_layers": RNNClassifier(30, 3, embed_dim=5, hidden_size=4, num_layers=2),
+        "bidirectional": RNNClassifier(30, 3, embed_dim=5, hidden_size=4, bidirectional=True),
+        "vocab_size": RNNClassifier(31, 3, embed_dim=5, hidden_size=4),
+    }
+    for what, other in mismatches.items():
+        with pytest.raises(ValueError, match=f"architecture mismatch.*{what}"):
+            MaskedStudent(teacher, other)
+        with pytest.raises(ValueError, match=f"architecture mismatch.*{what}"):
+            train_gal(teacher, loader, loader, student=other)
+    with pytest.raises(ValueError, match="teacher_cache must be a CachedTeacher of this"):
+        train_gal(teacher, loader, loader, teacher_cache=CachedTeacher(tiny()))
     with pytest.raises(ValueError, match="in_features"):
         Discriminator(0)
-    assert mask_keys(
+    student = MaskedStudent(teacher)
+    with pytest.raises(ValueError, match=r"masks must have exactly the slots \[\(0, 0\)\]"):
+        fold_masks(student, {"l0": torch.ones(4)})
+    with pytest.raises(ValueError, match=r"masks\[\(0, 0\)\] must be a tensor of shape \(4,\)"):
+        student.set_masks({(0, 0): torch.ones(5)})
+    assert mask_slots(
         RNNClassifier(30, 3, embed_dim=5, hidden_size=4, num_layers=2, bidirectional=True)
-    ) == ["l0", "l0_reverse", "l1", "l1_reverse"]
+    ) == [(0, 0), (0, 1), (1, 0), (1, 1)]

@@ -7,15 +7,19 @@ from hypothesis import strategies as st
 from torch import nn
 
 from course_utils.models import RNNClassifier
-from course_utils.pruning import get_masks, prune
+from course_utils.pruning import get_masks, hidden_unit_groups, prune
 from course_utils.pruning.gradient import (
     MovementScores,
+    RunningTaylorScores,
     compute_scores,
+    group_slices,
     looks_trained,
     snip_scores,
     taylor_group_scores,
     taylor_scores,
+    taylor_unit_scores,
 )
+from course_utils.pruning.structured import select_units
 
 
 class Probe(nn.Module):
@@ -155,7 +159,9 @@ def synthetic_batch():
     cell=st.sampled_from(["lstm", "gru", "rnn"]),
     layers=st.integers(1, 2),
     bidirectional=st.booleans(),
-    criterion=st.sampled_from(["magnitude", "random", "taylor", "snip"]),
+    criterion=st.sampled_from(
+        ["magnitude", "random", "taylor", "snip", "movement", "running_taylor"]
+    ),
     sparsity=st.floats(0.0, 0.99),
     scope=st.sampled_from(["layerwise", "global", "global_normalized"]),
 )
@@ -167,7 +173,14 @@ def test_every_criterion_hits_the_requested_sparsity_exactly(
     model = RNNClassifier(
         40, 3, embed_dim=6, hidden_size=5, num_layers=layers, cell=cell, bidirectional=bidirectional
     )
-    scores = compute_scores(model, criterion, data=[batch])
+    if criterion in ("movement", "running_taylor"):  # hooks: score after a backward pass
+        tracker = MovementScores(model) if criterion == "movement" else RunningTaylorScores(model)
+        nn.functional.cross_entropy(model(batch[0], batch[1]), batch[2]).backward()
+        tracker(model, 0)
+        scores = tracker.scores()
+        assert all(torch.isfinite(s).all() for s in scores.values())
+    else:
+        scores = compute_scores(model, criterion, data=[batch])
     names = list(scores)
     assert names[0] == "embedding.weight" and any("reverse" in n for n in names) == bidirectional
     prune(model, sparsity, scores=scores, scope=scope, include_embedding=True)
@@ -179,3 +192,157 @@ def test_every_criterion_hits_the_requested_sparsity_exactly(
     else:
         total = sum(m.numel() for m in masks.values())
         assert sum(pruned.values()) == round(sparsity * total)
+
+
+# --- running Taylor scores (a before_step hook) -------------------------------------
+
+
+def test_running_taylor_is_an_ema_of_abs_gradient_times_weight():
+    model = Probe()
+    tracker = RunningTaylorScores(model, momentum=0.8)
+    w = model.classifier.weight
+    grads = [torch.randn_like(w) for _ in range(3)]
+    want = None
+    for g in grads:
+        w.grad = g.clone()
+        tracker(model, 0)
+        value = (g * w.detach()).abs()
+        want = value if want is None else 0.8 * want + 0.2 * value
+    assert torch.allclose(tracker.scores()["classifier.weight"], want)
+    assert tracker.steps == 3
+    with pytest.raises(ValueError, match="momentum must be in"):
+        RunningTaylorScores(model, momentum=1.0)
+    with pytest.raises(ValueError, match="no steps"):
+        RunningTaylorScores(model).scores()
+
+
+# --- structured Taylor over chapter 4's ISS groups ------------------------------------
+
+
+def iss_entries(model, layer, direction, k):
+    """The ISS group of unit k, listed from the definition: {(param, flat index)}."""
+    rnn = model.rnn
+    hidden, gates = rnn.hidden_size, {"LSTM": 4, "GRU": 3, "RNN": 1}[type(rnn).__name__]
+    dirs = 2 if rnn.bidirectional else 1
+    suffix = "_reverse" if direction else ""
+    params = dict(model.named_parameters())
+    entries = set()
+
+    def add(name, rows=None, cols=None):
+        p = params[name]
+        if p.dim() == 1:
+            entries.update((name, r) for r in rows)
+            return
+        n_rows, n_cols = p.shape
+        for r in range(n_rows) if rows is None else rows:
+            for c in range(n_cols) if cols is None else cols:
+                entries.add((name, r * n_cols + c))
+
+    rows = [g * hidden + k for g in range(gates)]
+    for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        add(f"rnn.{kind}_l{layer}{suffix}", rows=rows)
+    add(f"rnn.weight_hh_l{layer}{suffix}", cols=[k])
+    column = [direction * hidden + k]
+    if layer + 1 < rnn.num_layers:
+        for d2 in range(dirs):
+            add(f"rnn.weight_ih_l{layer + 1}{'_reverse' if d2 else ''}", cols=column)
+    else:
+        add("classifier.weight", cols=column)
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("cell", "layers", "bidirectional"),
+    [("lstm", 1, False), ("gru", 2, True), ("rnn", 2, False), ("lstm", 2, True)],
+)
+def test_unit_taylor_squares_the_sum_over_exactly_the_iss_group(
+    cell, layers, bidirectional, synthetic_batch
+):
+    torch.manual_seed(3)
+    model = RNNClassifier(
+        40,
+        3,
+        embed_dim=4,
+        hidden_size=3,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bidirectional,
+    )
+    batches = [synthetic_batch, tuple(x.flip(0) for x in synthetic_batch)]
+    scores = taylor_unit_scores(model, batches)
+    params = dict(model.named_parameters())
+    products = []
+    for batch in batches:
+        model.zero_grad()
+        model.eval()
+        loss = nn.functional.cross_entropy(model(batch[0], batch[1]), batch[2])
+        loss.backward()
+        products.append({n: (p.grad * p.detach()).reshape(-1) for n, p in params.items()})
+    dirs = 2 if bidirectional else 1
+    assert list(scores) == [(layer, d) for layer in range(layers) for d in range(dirs)]
+    for (layer, direction), values in scores.items():
+        assert values.shape == (3,)
+        for k in range(3):
+            entries = iss_entries(model, layer, direction, k)
+            want = sum(float(sum(p[n][i] for n, i in entries)) ** 2 for p in products) / 2
+            assert float(values[k]) == pytest.approx(want, rel=1e-4, abs=1e-10)
+    # the adapter gives taylor_group_scores the same groups, counted once per entry
+    groups = hidden_unit_groups(model)
+    by_key = taylor_group_scores(model, batches, groups)
+    for (_, layer, direction, k), value in by_key.items():
+        assert value == pytest.approx(float(scores[(layer, direction)][k]), rel=1e-4, abs=1e-10)
+
+
+def test_group_slices_mark_each_entry_once():
+    model = RNNClassifier(40, 3, embed_dim=4, hidden_size=3)
+    slices = group_slices(hidden_unit_groups(model))
+    entries = iss_entries(model, 0, 0, 1)
+    marked = {
+        (name, int(i))
+        for name, mask in slices[("unit", 0, 0, 1)]
+        for i in torch.nonzero(mask.reshape(-1)).flatten()
+    }
+    assert marked == entries
+    with pytest.raises(TypeError, match="GroupSet"):
+        group_slices({"unit": []})
+    with pytest.raises(TypeError, match="GroupSet"):
+        taylor_unit_scores(model, [()], groups={"unit": []})
+    other = RNNClassifier(40, 3, embed_dim=4, hidden_size=4)
+    with pytest.raises(ValueError, match="another model"):
+        taylor_unit_scores(model, [()], groups=hidden_unit_groups(other))
+    with pytest.raises(ValueError, match="taylor criterion needs gradients"):
+        taylor_unit_scores(model)
+
+
+def test_unit_taylor_plugs_into_structured_selection(synthetic_batch):
+    model = RNNClassifier(40, 3, embed_dim=4, hidden_size=6, num_layers=2, cell="gru")
+    scores = taylor_unit_scores(model, [synthetic_batch])
+    keep = select_units(scores, 2)
+    for slot, kept in keep.items():
+        assert set(kept.tolist()) == set(torch.topk(scores[slot], 2).indices.tolist())
+
+
+# --- chapter 3's exercise checks reject wrong answers -----------------------------------
+
+
+def test_chapter_3_checks_accept_right_and_reject_wrong_answers():
+    from course_utils import exercises
+
+    def taylor(w, grads):
+        return sum((g * w).abs() for g in grads) / len(grads)
+
+    def kept_jaccard(a, b):
+        union = (a | b).sum()
+        return float((a & b).sum() / union) if union else 1.0
+
+    assert exercises.check_taylor_importance(taylor)
+    assert not exercises.check_taylor_importance(lambda w, gs: (sum(gs) / len(gs) * w).abs())
+    assert not exercises.check_taylor_importance(lambda w, gs: w.abs())
+    assert exercises.check_jaccard(kept_jaccard)
+    assert not exercises.check_jaccard(lambda a, b: kept_jaccard(~a, ~b))  # pruned, not kept
+    assert not exercises.check_jaccard(lambda a, b: float((a & b).sum() / a.numel()))
+    assert exercises.check_movement_update(lambda s, w, g, lr: s - lr * g * w)
+    assert not exercises.check_movement_update(lambda s, w, g, lr: s + lr * g * w)
+    assert not exercises.check_movement_update(lambda s, w, g, lr: s + lr * (g * w).abs())
+    assert "expected a function" in exercises.check_jaccard(42).message
+    assert not exercises.check_jaccard(42)

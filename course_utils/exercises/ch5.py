@@ -2,4 +2,76 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from collections.abc import Callable
+
+import torch
+
+from ..models import RNNClassifier
+from ..pruning.gan import discriminator_loss, mask_prox_step, masked_parameters
+from .common import CheckResult, assert_close, run_checks
+
+__all__ = ["check_discriminator_loss", "check_mask_outgoing", "check_mask_prox_step"]
+
+
+def check_mask_outgoing(fn: Callable) -> CheckResult:
+    """``fn(weight_hh, classifier_weight, mask)`` -> ``(new weight_hh, new classifier weight)``
+    for a one-layer, one-direction LSTM classifier: each tensor with unit k's outgoing
+    column multiplied by ``mask[k]`` (new tensors; the inputs unchanged)."""
+
+    def cases(fn):
+        g = torch.Generator().manual_seed(5)
+        for hidden, classes in ((3, 2), (4, 5), (6, 3)):
+            model = RNNClassifier(10, classes, embed_dim=2, hidden_size=hidden)
+            mask = torch.rand(hidden, generator=g) * 1.5
+            mask[0] = 0.0
+            want = masked_parameters(model, {(0, 0): mask})
+            w_hh = model.rnn.weight_hh_l0.detach().clone()
+            w_out = model.classifier.weight.detach().clone()
+            got = fn(w_hh, w_out, mask.clone())
+            assert isinstance(got, tuple | list) and len(got) == 2, (
+                "return a pair (new weight_hh, new classifier weight)"
+            )
+            what = f"H={hidden}, C={classes}"
+            assert_close(got[0], want["rnn.weight_hh_l0"].detach(), f"{what}: weight_hh", 1e-6)
+            assert_close(got[1], want["classifier.weight"].detach(), f"{what}: classifier", 1e-6)
+            assert torch.equal(w_hh, model.rnn.weight_hh_l0.detach()), (
+                "the input weight_hh was changed in place: return new tensors"
+            )
+
+    return run_checks("the columns a unit's mask scales", fn, cases)
+
+
+def check_mask_prox_step(fn: Callable) -> CheckResult:
+    """``fn(y, grad, lr, lam)`` -> ``max(0, soft_threshold(y - lr·grad, lr·lam))``."""
+
+    def cases(fn):
+        y = torch.tensor([1.0, 0.5, 0.02, 0.8, 0.0, 1.2])
+        grad = torch.tensor([0.2, -1.0, 0.3, 0.0, -0.05, 5.0])
+        for lr, lam in ((0.1, 0.4), (0.5, 0.0), (0.05, 2.0)):
+            got = fn(y.clone(), grad.clone(), lr, lam)
+            want = mask_prox_step(y, grad, lr, lam)
+            assert_close(got, want, f"lr={lr}, lam={lam}", 1e-6)
+            assert (got >= 0).all(), f"lr={lr}, lam={lam}: a mask came out negative"
+            assert int((got == 0).sum()) == int((want == 0).sum()), (
+                f"lr={lr}, lam={lam}: expected {int((want == 0).sum())} exact zeros"
+            )
+
+    return run_checks("FISTA's proximal step for the masks", fn, cases)
+
+
+def check_discriminator_loss(fn: Callable) -> CheckResult:
+    """``fn(d_real, d_fake, smoothing)`` -> ``BCE(D(teacher), 1 - smoothing) + BCE(D(student), 0)``
+    on D's logits (batch,), each BCE a mean over the batch."""
+
+    def cases(fn):
+        g = torch.Generator().manual_seed(3)
+        d_real, d_fake = 2 * torch.randn(8, generator=g), 2 * torch.randn(8, generator=g)
+        for smoothing in (0.0, 0.1, 0.2):
+            got = fn(d_real.clone(), d_fake.clone(), smoothing)
+            want = discriminator_loss(d_real, d_fake, smoothing)
+            assert isinstance(got, torch.Tensor) and got.dim() == 0, "return a scalar tensor"
+            assert torch.allclose(got, want, atol=1e-5), (
+                f"smoothing={smoothing}: got {float(got):.4f}, expected {float(want):.4f}"
+            )
+
+    return run_checks("discriminator loss with label smoothing", fn, cases)

@@ -1,19 +1,25 @@
 """Pruning methods, one module each (chapters 2-5).
 
 ``masks`` (storing, applying and selecting masks), ``magnitude`` (|w| and random scores,
-``prune``), ``schedules`` (one-shot, iterative, AGP, lottery tickets), ``gradient``
-(Taylor, SNIP, movement), ``regularization`` (L1, L2, group lasso, ISS groups),
-``structured`` (removing hidden units), ``gan`` (GAN-guided pruning).
+``prune``), ``finetune`` (training with masks kept), ``schedules`` (one-shot, iterative,
+AGP), ``lottery`` (lottery tickets), ``sensitivity`` (one tensor at a time),
+``gradient`` (Taylor, SNIP, movement), ``regularization`` (L1, L2, group lasso, ISS
+groups), ``structured`` (removing hidden units), ``gan`` (GAN-guided pruning).
 """
 
+from .finetune import finetune, training_loaders
+from .lottery import baseline_initialization, lottery_ticket, rewind_weights
 from .magnitude import magnitude_scores, prune, random_scores
 from .masks import (
     apply_masks,
+    check_sparsity,
     get_masks,
     keep_masks,
     mask_gradients,
+    normalize_scores,
     overall_sparsity,
     prunable_parameters,
+    register_masks_from_state_dict,
     remove_masks,
     select,
     select_global,
@@ -22,22 +28,100 @@ from .masks import (
     set_masks,
     sparsity_report,
 )
+from .regularization import (
+    GroupSet,
+    embedding_dim_groups,
+    group_lasso_penalty,
+    group_norms,
+    hidden_unit_groups,
+    l1_penalty,
+    l2_penalty,
+    proximal_group_lasso,
+    proximal_l1,
+    regularized_loss,
+    soft_threshold,
+    train_group_lasso,
+)
+from .schedules import (
+    AGPPruner,
+    PruningRun,
+    agp_pruning,
+    agp_sparsity,
+    iterative_pruning,
+    iterative_sparsities,
+    one_shot_pruning,
+)
+from .sensitivity import plot_sensitivity, sensitivity_scan
+from .structured import (
+    allocate_units,
+    keep_from_masks,
+    layer_sensitivity,
+    mask_embedding_dims,
+    mask_hidden_units,
+    nonzero_units,
+    remove_embedding_dims,
+    remove_hidden_units,
+    select_units,
+    select_units_by_norm,
+    unit_norms,
+)
 
 __all__ = [
+    # chapter 4: regularization and structured pruning
+    "GroupSet",
+    "allocate_units",
+    "embedding_dim_groups",
+    "group_lasso_penalty",
+    "group_norms",
+    "hidden_unit_groups",
+    "keep_from_masks",
+    "l1_penalty",
+    "l2_penalty",
+    "layer_sensitivity",
+    "mask_embedding_dims",
+    "mask_hidden_units",
+    "nonzero_units",
+    "proximal_group_lasso",
+    "proximal_l1",
+    "regularized_loss",
+    "remove_embedding_dims",
+    "remove_hidden_units",
+    "select_units",
+    "select_units_by_norm",
+    "soft_threshold",
+    "train_group_lasso",
+    "unit_norms",
+    "AGPPruner",
+    "PruningRun",
+    "agp_pruning",
+    "agp_sparsity",
     "apply_masks",
+    "baseline_initialization",
+    "check_sparsity",
+    "finetune",
     "get_masks",
+    "iterative_pruning",
+    "iterative_sparsities",
     "keep_masks",
+    "lottery_ticket",
     "magnitude_scores",
     "mask_gradients",
+    "normalize_scores",
+    "one_shot_pruning",
     "overall_sparsity",
+    "plot_sensitivity",
     "prunable_parameters",
     "prune",
     "random_scores",
+    "register_masks_from_state_dict",
     "remove_masks",
+    "rewind_weights",
     "select",
     "select_global",
     "select_layerwise",
     "select_per_tensor",
+    "sensitivity_scan",
     "set_masks",
     "sparsity_report",
+    "training_loaders",
 ]

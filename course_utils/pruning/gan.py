@@ -2,18 +2,19 @@
 
 Introduced in chapter 5. The trained dense classifier is the frozen **teacher**. The
 **student** (the generator) is a copy of it whose hidden units carry soft masks
-``m_k >= 0``, one per unit, layer and direction. A mask scales everything its unit
-sends out: its column in ``weight_hh`` (the recurrence), its column in the next layer's
-``weight_ih`` (both directions read it), and its column in the classifier. With
-``m_k = 0`` the unit influences nothing, so chapter 4's ``remove_hidden_units`` removes
-it exactly. The columns are scaled inside ``torch.func.functional_call``, so the student
-keeps PyTorch's fast LSTM/GRU kernels.
+``m_k >= 0`` (:mod:`course_utils.pruning.soft_masks`: the masked student, FISTA for the
+masks, folding and removal, all re-exported here). With ``m_k = 0`` a unit influences
+nothing, so chapter 4's ``remove_hidden_units`` removes it exactly.
 
 A small non-linear **discriminator** tells teacher logits from student logits. Each
-iteration updates the discriminator, then the student's weights on
+iteration of :func:`train_gal` updates the discriminator, then the student's weights on
 ``adv_weight·BCE(D(student), "teacher") + data_weight·MSE(student, teacher)
 [+ ce_weight·CE(student, labels)]``; every ``mask_every`` iterations the masks take a
-FISTA step with the L1 penalty ``lam·||m||_1`` as its proximal part.
+FISTA step with the L1 penalty ``lam·||m||_1`` as its proximal part. ``adv_weight=0``
+is the ablation without the adversarial term (distillation + L1 masks).
+
+Masks are keyed like chapter 4's keep specs: ``{(layer, direction): (hidden,) tensor}``,
+direction 0 forward and 1 backward.
 """
 
 from __future__ import annotations
@@ -21,107 +22,51 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from ..models import RNNClassifier
 from ..settings import show_progress
-from ..train import evaluate
+from .regularization import soft_threshold
+from .soft_masks import (
+    FistaMasks,
+    MaskDict,
+    MaskedStudent,
+    _name,
+    check_masks,
+    check_teacher,
+    fold_masks,
+    kept_units,
+    mask_prox_step,
+    mask_slots,
+    masked_parameters,
+    remove_masked_units,
+)
+from .structured import Slot
 
-
-def _suffix(direction: int) -> str:
-    return "_reverse" if direction == 1 else ""
-
-
-def mask_keys(model: RNNClassifier) -> list[str]:
-    """Names of the unit masks, ``"l{layer}{suffix}"`` as in PyTorch's parameter names."""
-    dirs = 2 if model.rnn.bidirectional else 1
-    return [f"l{layer}{_suffix(d)}" for layer in range(model.rnn.num_layers) for d in range(dirs)]
-
-
-def check_teacher(teacher: nn.Module) -> RNNClassifier:
-    """Raise a clear error unless ``teacher`` is an RNNClassifier with hidden units."""
-    if not isinstance(teacher, RNNClassifier):
-        raise TypeError(
-            f"teacher must be a course_utils RNNClassifier, got {type(teacher).__name__}"
-        )
-    if sum(p.numel() for p in teacher.rnn.parameters()) == 0:
-        raise ValueError("teacher has an empty RNN: nothing to prune")
-    return teacher
-
-
-def masked_parameters(model: RNNClassifier, masks: dict[str, torch.Tensor]) -> dict:
-    """The weights whose columns the unit masks scale, already scaled.
-
-    For layer l and direction d with mask m (length H): ``weight_hh_l{l}{d}[:, k] * m_k``;
-    the next layer's ``weight_ih`` (both directions) and, after the last layer, the
-    classifier weight, whose input is ``[h_fwd ; h_bwd]``, scaled by ``[m_fwd ; m_bwd]``.
-    """
-    rnn, params = model.rnn, dict(model.named_parameters())
-    dirs = 2 if rnn.bidirectional else 1
-    out = {}
-    for layer in range(rnn.num_layers):
-        for d in range(dirs):
-            name = f"rnn.weight_hh_l{layer}{_suffix(d)}"
-            out[name] = params[name] * masks[f"l{layer}{_suffix(d)}"][None, :]
-        outgoing = torch.cat([masks[f"l{layer}{_suffix(d)}"] for d in range(dirs)])
-        if layer + 1 < rnn.num_layers:
-            for d in range(dirs):
-                name = f"rnn.weight_ih_l{layer + 1}{_suffix(d)}"
-                out[name] = params[name] * outgoing[None, :]
-        else:
-            out["classifier.weight"] = params["classifier.weight"] * outgoing[None, :]
-    return out
-
-
-class MaskedStudent(nn.Module):
-    """A copy of the teacher with one learnable soft mask per hidden unit.
-
-    ``student(tokens, lengths)`` returns logits computed with the masked columns.
-    ``student.model`` holds the trainable weights, ``student.masks`` the masks (a
-    ParameterDict keyed by :func:`mask_keys`, all ones at the start).
-    """
-
-    def __init__(self, teacher: RNNClassifier, student: RNNClassifier | None = None):
-        super().__init__()
-        check_teacher(teacher)
-        if student is not None:
-            check_teacher(student)
-            if student.config() != teacher.config():
-                diff = {
-                    k: (v, student.config()[k])
-                    for k, v in teacher.config().items()
-                    if student.config()[k] != v
-                }
-                raise ValueError(
-                    f"teacher/student architecture mismatch (teacher, student): {diff}"
-                )
-        self.model = copy.deepcopy(student if student is not None else teacher)
-        for p in self.model.parameters():
-            p.requires_grad_(True)  # the teacher may be frozen; its copy trains
-        hidden = self.model.rnn.hidden_size
-        device = next(self.model.parameters()).device
-        self.masks = nn.ParameterDict(
-            {k: nn.Parameter(torch.ones(hidden, device=device)) for k in mask_keys(self.model)}
-        )
-
-    @property
-    def classifier(self) -> nn.Linear:
-        return self.model.classifier
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.model.parameters())
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        params = masked_parameters(self.model, dict(self.masks))
-        return functional_call(self.model, params, (tokens, lengths))
-
-    def mask_values(self) -> dict[str, torch.Tensor]:
-        return {k: m.detach().clone() for k, m in self.masks.items()}
+__all__ = [
+    "CachedTeacher",
+    "Discriminator",
+    "FistaMasks",
+    "GALConfig",
+    "GALResult",
+    "MaskedStudent",
+    "check_masks",
+    "check_teacher",
+    "discriminator_loss",
+    "fold_masks",
+    "kept_units",
+    "logit_gap",
+    "mask_prox_step",
+    "mask_slots",
+    "masked_parameters",
+    "remove_masked_units",
+    "soft_threshold",
+    "train_gal",
+]
 
 
 class Discriminator(nn.Module):
@@ -143,109 +88,90 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-def soft_threshold(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """sign(x)·max(|x| - threshold, 0), elementwise."""
-    return torch.sign(x) * torch.clamp(x.abs() - threshold, min=0.0)
+def discriminator_loss(
+    d_real: torch.Tensor, d_fake: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """``BCE(D(teacher), 1 - label_smoothing) + BCE(D(student), 0)`` on D's logits (batch,).
 
-
-class FistaMasks:
-    """FISTA for the masks: a gradient step on the smooth loss, then the L1 prox.
-
-    With iterates ``m_k`` and momentum ``a_k`` (``a_0 = 1``)::
-
-        a_{k+1} = (1 + sqrt(1 + 4 a_k²)) / 2
-        y_k     = m_k + ((a_{k-1} - 1) / a_k) (m_k - m_{k-1})
-        m_{k+1} = max(0, soft_threshold(y_k - lr·∇f(y_k), lr·lam))
-
-    The student runs at the extrapolated point ``y`` (the gradient is taken there, as
-    FISTA requires); :meth:`step` takes that gradient and moves the student's mask
-    parameters to the next ``y``. ``current`` holds the iterates ``m_k``.
+    One-sided label smoothing (Salimans et al. 2016): only the "real" target is softened,
+    so D never becomes fully sure of the teacher and its gradients stay useful.
     """
-
-    def __init__(self, masks: nn.ParameterDict, *, lr: float, lam: float):
-        if not lr > 0:
-            raise ValueError(f"mask lr must be > 0, got {lr}")
-        if not lam >= 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
-        self.params, self.lr, self.lam = masks, lr, lam
-        self.current = {k: p.detach().clone() for k, p in masks.items()}
-        self.previous = {k: v.clone() for k, v in self.current.items()}
-        self.a_prev, self.a = 1.0, 1.0
-        self.steps = 0
-
-    @staticmethod
-    def next_a(a: float) -> float:
-        return (1 + math.sqrt(1 + 4 * a * a)) / 2
-
-    @torch.no_grad()
-    def step(self, grads: dict[str, torch.Tensor]) -> None:
-        """One FISTA step from the gradient at the point the student ran at (y)."""
-        for k, p in self.params.items():
-            y = p.detach()
-            new = torch.clamp(soft_threshold(y - self.lr * grads[k], self.lr * self.lam), min=0.0)
-            self.previous[k], self.current[k] = self.current[k], new
-        self.a_prev, self.a = self.a, self.next_a(self.a)
-        beta = (self.a_prev - 1) / self.a
-        for k, p in self.params.items():
-            p.copy_(self.current[k] + beta * (self.current[k] - self.previous[k]))
-        self.steps += 1
-
-    def alive(self) -> int:
-        return sum(int((m > 0).sum()) for m in self.current.values())
+    bce = nn.functional.binary_cross_entropy_with_logits
+    real = bce(d_real, torch.full_like(d_real, 1.0 - label_smoothing))
+    return real + bce(d_fake, torch.zeros_like(d_fake))
 
 
 @dataclass
 class GALConfig:
     """Hyper-parameters of GAN-guided pruning (defaults tuned for the course baseline)."""
 
-    lam: float = 0.02  # L1 strength on the masks
-    epochs: int = 6
-    lr: float = 1e-3  # student weights (Adam)
+    lam: float = 0.3  # L1 strength on the masks
+    epochs: int = 4
+    lr: float = 3e-4  # student weights (Adam)
     d_lr: float = 1e-3  # discriminator (Adam)
     mask_lr: float = 0.05  # FISTA step size
     mask_every: int = 2  # mask update every n student steps
+    restart: bool = True  # FISTA's momentum restarts when it points uphill
     adv_weight: float = 1.0  # 0 gives the ablation: distillation + L1 masks
     data_weight: float = 1.0  # MSE between teacher and student logits
     ce_weight: float = 0.0  # optional label cross-entropy
     label_smoothing: float = 0.1  # D's "teacher" target is 1 - label_smoothing
+    d_noise: float = 2.0  # std of the instance noise added to every logit D sees
     d_hidden: int = 64
     d_weight_decay: float = 1e-4
     clip: float | None = 1.0
+    snapshot_every: int = 5  # record the masks every n student steps (dashboards)
     seed: int = 0
 
     def check(self) -> None:
-        for name in ("lam", "adv_weight", "data_weight", "ce_weight", "d_weight_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lam", "adv_weight", "data_weight", "ce_weight", "d_weight_decay", "d_noise"):
+            value = getattr(self, name)
+            if not value >= 0:  # also rejects NaN
+                raise ValueError(f"{name} must be >= 0, got {value}")
         for name in ("lr", "d_lr", "mask_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.epochs < 1 or self.mask_every < 1:
-            raise ValueError(
-                f"epochs and mask_every must be >= 1, got {self.epochs}, {self.mask_every}"
-            )
+        for name in ("epochs", "mask_every", "snapshot_every", "d_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.adv_weight == 0 and self.data_weight == 0 and self.ce_weight == 0:
+            raise ValueError("adv_weight, data_weight and ce_weight are all 0: nothing to learn")
 
 
 @dataclass
 class GALResult:
-    """The trained student, its final masks, and the record of training."""
+    """The trained student at its chosen masks, and the record of training.
+
+    ``masks`` are the FISTA iterates of the kept epoch (``best_epoch``: the completed
+    epoch with the lowest validation objective; 0 means the start), keyed by slot;
+    ``student`` runs at them. ``history`` holds per-step losses and accuracies of D,
+    mask snapshots and per-epoch validation numbers.
+    """
 
     student: MaskedStudent
-    masks: dict[str, torch.Tensor]
+    masks: MaskDict
     history: dict = field(default_factory=dict)
+    best_epoch: int = 0
     diverged: bool = False
     message: str = ""
 
-    def units_alive(self) -> dict[str, int]:
-        return {k: int((m > 0).sum()) for k, m in self.masks.items()}
+    def units_alive(self) -> dict[Slot, int]:
+        return {slot: int((m > 0).sum()) for slot, m in self.masks.items()}
+
+    def pruned_model(self, keep: int | None = None, threshold: float = 0.0) -> RNNClassifier:
+        """The physically smaller classifier: :func:`remove_masked_units` at ``masks``."""
+        return remove_masked_units(self.student, self.masks, keep=keep, threshold=threshold)
 
 
 def _history() -> dict:
-    keys = [
+    per_step = [
         "step",
         "d_loss",
+        "d_real_loss",
+        "d_fake_loss",
         "d_real_acc",
         "d_fake_acc",
         "g_adv",
@@ -254,17 +180,15 @@ def _history() -> dict:
         "mask_l1",
         "alive",
     ]
-    return {k: [] for k in keys} | {
-        "epoch": [],
-        "valid_accuracy": [],
-        "valid_logit_mse": [],
-        "mask_snapshots": [],
-    }
+    per_epoch = ["epoch", "valid_accuracy", "valid_logit_mse", "valid_objective", "epoch_alive"]
+    return {k: [] for k in per_step + per_epoch} | {"snapshot_step": [], "mask_snapshots": []}
 
 
 @torch.no_grad()
 def logit_gap(teacher: nn.Module, student: nn.Module, loader: Iterable) -> dict[str, float]:
-    """Mean squared difference of logits and the student's accuracy over ``loader``."""
+    """Mean squared difference of logits (per example, averaged over classes) and the
+    student's accuracy over ``loader``: ``{"logit_mse", "accuracy"}``."""
+    was_training = teacher.training, student.training
     teacher.eval()
     student.eval()
     device = next(teacher.parameters()).device
@@ -275,7 +199,56 @@ def logit_gap(teacher: nn.Module, student: nn.Module, loader: Iterable) -> dict[
         total += float(((t - s) ** 2).mean(dim=1).sum())
         correct += int((s.argmax(1) == labels).sum())
         count += len(labels)
+    teacher.train(was_training[0])
+    student.train(was_training[1])
+    if count == 0:
+        raise ValueError("loader yielded no batches")
     return {"logit_mse": total / count, "accuracy": correct / count}
+
+
+class CachedTeacher(nn.Module):
+    """The frozen teacher in eval mode, remembering its logits for every sequence it saw.
+
+    A frozen model in eval mode is a fixed function of each sequence, so a training
+    loop that meets the same articles every epoch (distillation, GAL) needs the
+    teacher's forward pass only once per article. Keys are the bytes of the sequence's
+    real tokens. ``cached(tokens, lengths)`` returns logits (batch, C) without gradient.
+    """
+
+    def __init__(self, teacher: RNNClassifier):
+        super().__init__()
+        self.teacher = check_teacher(teacher)
+        self.store: dict[bytes, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        keys = [tokens[i, : int(n)].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
+        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        if missing:
+            was_training = self.teacher.training
+            self.teacher.eval()
+            index = torch.tensor(missing, device=tokens.device)
+            logits = self.teacher(tokens[index], lengths[index])
+            self.teacher.train(was_training)
+            for i, row in zip(missing, logits, strict=True):
+                self.store[keys[i]] = row
+        return torch.stack([self.store[k] for k in keys])
+
+
+class _AtMasks(nn.Module):
+    """The student evaluated at fixed masks (the FISTA iterate ``m``, not ``y``)."""
+
+    def __init__(self, net: MaskedStudent, masks: Mapping[Slot, torch.Tensor]):
+        super().__init__()
+        self.net, self.masks_at = net, masks
+
+    def forward(self, tokens, lengths):
+        return self.net(tokens, lengths, masks=self.masks_at)
+
+
+def _snapshot(net: MaskedStudent, fista: FistaMasks) -> tuple[dict, MaskDict]:
+    iterates = {s: fista.current[_name(s)].clone() for s in net.slots}
+    return copy.deepcopy(net.model.state_dict()), iterates
 
 
 def train_gal(
@@ -285,20 +258,34 @@ def train_gal(
     config: GALConfig | None = None,
     *,
     student: RNNClassifier | None = None,
+    teacher_cache: CachedTeacher | None = None,
     progress: bool | None = None,
 ) -> GALResult:
     """Train a masked student against the frozen teacher with a discriminator.
 
-    Returns a :class:`GALResult`. If a loss becomes NaN or infinite, training stops
-    with a warning that says where, and the result holds the state of the last
-    completed epoch (``diverged=True``).
+    Each epoch ends with a validation pass at the current masks; the result keeps the
+    completed epoch with the lowest validation objective ``data_weight·logit MSE +
+    lam·||m||_1`` (the penalized distillation loss that the masks minimize). If a loss
+    or a mask becomes NaN or infinite, training stops with a RuntimeWarning that says
+    where, and the result keeps the best state so far (``diverged=True``; the start if
+    no epoch was completed). The student is returned in eval mode. The teacher is not
+    changed. ``teacher_cache`` (a
+    :class:`CachedTeacher` of this teacher) lets several runs share the teacher's logits.
     """
     from tqdm.auto import tqdm
 
     config = config or GALConfig()
+    if not isinstance(config, GALConfig):
+        raise TypeError(f"config must be a GALConfig, got {type(config).__name__}")
     config.check()
     check_teacher(teacher)
+    if len(train_loader) == 0:
+        raise ValueError("train_loader yields no batches")
     torch.manual_seed(config.seed)
+    if teacher_cache is None:
+        teacher_cache = CachedTeacher(teacher)
+    elif not isinstance(teacher_cache, CachedTeacher) or teacher_cache.teacher is not teacher:
+        raise ValueError("teacher_cache must be a CachedTeacher of this very teacher")
     teacher = copy.deepcopy(teacher).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -307,60 +294,50 @@ def train_gal(
     disc = Discriminator(teacher.classifier.out_features, config.d_hidden).to(device)
     opt_w = torch.optim.Adam(net.weight_parameters(), lr=config.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.d_lr, weight_decay=config.d_weight_decay)
-    fista = FistaMasks(net.masks, lr=config.mask_lr, lam=config.lam)
-    bce = nn.functional.binary_cross_entropy_with_logits
-    real_target = 1.0 - config.label_smoothing
+    fista = FistaMasks(net.masks, lr=config.mask_lr, lam=config.lam, restart=config.restart)
+    adversarial = config.adv_weight > 0
     history = _history()
     mask_grads = {k: torch.zeros_like(m) for k, m in net.masks.items()}
     pending, step = 0, 0
-    good_state = (copy.deepcopy(net.state_dict()), {k: v.clone() for k, v in fista.current.items()})
+    best = (math.inf, 0, _snapshot(net, fista))
     show = show_progress() if progress is None else progress
     bar = tqdm(total=config.epochs * len(train_loader), desc="GAL", disable=not show, leave=False)
-    diverged, message = False, ""
+    diverged, message, nan = False, "", float("nan")
     for epoch in range(1, config.epochs + 1):
         net.train()
         for tokens, lengths, labels in train_loader:
             tokens, lengths, labels = tokens.to(device), lengths.to(device), labels.to(device)
-            with torch.no_grad():
-                t_logits = teacher(tokens, lengths)
+            t_logits = teacher_cache(tokens, lengths)
             s_logits = net(tokens, lengths)
             # 1. discriminator: teacher logits are "real", student logits "fake"
-            if config.adv_weight > 0:
-                d_real, d_fake = disc(t_logits), disc(s_logits.detach())
-                d_loss = bce(d_real, torch.full_like(d_real, real_target)) + bce(
-                    d_fake, torch.zeros_like(d_fake)
-                )
+            d = {"loss": nan, "real_loss": nan, "fake_loss": nan, "real_acc": nan, "fake_acc": nan}
+            if adversarial:
+                d_real = disc(_noisy(t_logits, config.d_noise))
+                d_fake = disc(_noisy(s_logits.detach(), config.d_noise))
+                d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
+                bad = _not_finite({"discriminator": d_loss})
+                if bad:
+                    diverged, message = True, _diverged(epoch, step, *bad)
+                    break
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
-                d_real_acc = float((d_real > 0).float().mean())
-                d_fake_acc = float((d_fake < 0).float().mean())
-            else:
-                d_loss, d_real_acc, d_fake_acc = (
-                    torch.tensor(float("nan")),
-                    float("nan"),
-                    float("nan"),
-                )
+                d = _discriminator_record(d_real, d_fake, d_loss, config.label_smoothing)
             # 2. student weights (and mask gradients) on adversarial + data losses
             zero = torch.zeros((), device=device)
-            if config.adv_weight > 0:
-                d_student = disc(s_logits)
-                g_adv = bce(d_student, torch.ones_like(d_student))  # "call me the teacher"
+            if adversarial:
+                d_student = disc(_noisy(s_logits, config.d_noise))
+                g_adv = nn.functional.binary_cross_entropy_with_logits(
+                    d_student, torch.ones_like(d_student)
+                )  # "call me the teacher"
             else:
                 g_adv = zero
             g_data = nn.functional.mse_loss(s_logits, t_logits)
             g_ce = nn.functional.cross_entropy(s_logits, labels) if config.ce_weight > 0 else zero
             loss = config.adv_weight * g_adv + config.data_weight * g_data + config.ce_weight * g_ce
-            losses = {"discriminator": d_loss if config.adv_weight > 0 else None, "student": loss}
-            bad = [k for k, v in losses.items() if v is not None and not torch.isfinite(v)]
+            bad = _not_finite({"student": loss})
             if bad:
-                diverged = True
-                value = float(losses[bad[0]].detach())
-                message = (
-                    f"GAL training diverged at epoch {epoch}, step {step}: the {bad[0]} loss is "
-                    f"{value}. Stopped; the result keeps the state of the last completed epoch. "
-                    "Lower lr, d_lr or mask_lr."
-                )
+                diverged, message = True, _diverged(epoch, step, *bad)
                 break
             opt_w.zero_grad(set_to_none=True)
             for m in net.masks.values():
@@ -379,84 +356,79 @@ def train_gal(
                 for g in mask_grads.values():
                     g.zero_()
                 pending = 0
-            history["step"].append(step)
-            history["d_loss"].append(float(d_loss.detach()))
-            history["d_real_acc"].append(d_real_acc)
-            history["d_fake_acc"].append(d_fake_acc)
-            history["g_adv"].append(float(g_adv.detach()))
-            history["g_data"].append(float(g_data.detach()))
-            history["g_ce"].append(float(g_ce.detach()))
-            history["mask_l1"].append(sum(float(m.sum()) for m in fista.current.values()))
-            history["alive"].append(fista.alive())
+                bad = _not_finite({"mask": torch.stack([m.sum() for m in fista.current.values()])})
+                if bad:
+                    diverged, message = True, _diverged(epoch, step, *bad)
+                    break
+            _record_step(history, step, d, g_adv, g_data, g_ce, fista)
+            if step % config.snapshot_every == 0:
+                history["snapshot_step"].append(step)
+                history["mask_snapshots"].append(_snapshot(net, fista)[1])
             bar.update()
         if diverged:
             break
-        gap = logit_gap(teacher, _Finalized(net, fista.current), valid_loader)
+        at = {s: fista.current[_name(s)] for s in net.slots}
+        gap = logit_gap(teacher, _AtMasks(net, at), valid_loader)
+        l1 = sum(float(m.sum()) for m in at.values())
+        objective = config.data_weight * gap["logit_mse"] + config.lam * l1
         history["epoch"].append(epoch)
         history["valid_accuracy"].append(gap["accuracy"])
         history["valid_logit_mse"].append(gap["logit_mse"])
-        history["mask_snapshots"].append({k: v.clone() for k, v in fista.current.items()})
-        good_state = (
-            copy.deepcopy(net.state_dict()),
-            {k: v.clone() for k, v in fista.current.items()},
-        )
+        history["valid_objective"].append(objective)
+        history["epoch_alive"].append(fista.alive())
+        if objective < best[0] or not math.isfinite(best[0]):
+            best = (objective, epoch, _snapshot(net, fista))
     bar.close()
-    net.load_state_dict(good_state[0])
-    masks = good_state[1]
-    with torch.no_grad():
-        for k, p in net.masks.items():
-            p.copy_(masks[k])  # the student now runs at its final masks, not at y
+    _, best_epoch, (state, masks) = best
+    net.model.load_state_dict(state)
+    net.set_masks(masks)  # the student now runs at the kept iterates m, not at y
+    net.eval()
     if diverged:
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return GALResult(net, masks, history, diverged, message)
+    return GALResult(net, masks, history, best_epoch, diverged, message)
 
 
-class _Finalized(nn.Module):
-    """The student evaluated at the FISTA iterate ``m`` instead of the extrapolated ``y``."""
-
-    def __init__(self, net: MaskedStudent, masks: dict[str, torch.Tensor]):
-        super().__init__()
-        self.net, self.masks_at = net, masks
-
-    def forward(self, tokens, lengths):
-        params = masked_parameters(self.net.model, self.masks_at)
-        return functional_call(self.net.model, params, (tokens, lengths))
+def _noisy(logits: torch.Tensor, std: float) -> torch.Tensor:
+    """Instance noise (Sønderby et al. 2017): blur what D sees so it cannot win outright."""
+    return logits + std * torch.randn_like(logits) if std > 0 else logits
 
 
-def fold_masks(
-    student: MaskedStudent, masks: dict[str, torch.Tensor] | None = None
-) -> RNNClassifier:
-    """A plain RNNClassifier whose weights have the masks multiplied in (same outputs)."""
-    masks = masks if masks is not None else student.mask_values()
-    model = copy.deepcopy(student.model)
-    scaled = masked_parameters(model, masks)
-    with torch.no_grad():
-        params = dict(model.named_parameters())
-        for name, value in scaled.items():
-            params[name].copy_(value)
-    return model
+def _not_finite(values: dict[str, torch.Tensor]) -> tuple[str, float] | None:
+    for name, v in values.items():
+        if not bool(torch.isfinite(v).all()):
+            return name, float(v.detach().reshape(-1)[~torch.isfinite(v.reshape(-1))][0])
+    return None
 
 
-def kept_units(masks: dict[str, torch.Tensor], keep: int | None = None) -> dict[str, torch.Tensor]:
-    """Indices of the units to keep per mask key: those with m > 0, or the ``keep`` largest.
-
-    With ``keep``, every layer and direction keeps exactly ``keep`` units (the largest
-    masks; ties broken by index), so that methods compare at equal hidden sizes.
-    """
-    out = {}
-    for k, m in masks.items():
-        if keep is None:
-            idx = torch.nonzero(m > 0).flatten()
-            if idx.numel() == 0:
-                idx = m.argmax().reshape(1)  # a layer needs at least one unit
-        else:
-            if not 1 <= keep <= m.numel():
-                raise ValueError(f"keep must be in [1, {m.numel()}], got {keep}")
-            idx = torch.sort(torch.topk(m, keep, sorted=False).indices).values
-        out[k] = idx
-    return out
+def _diverged(epoch: int, step: int, what: str, value: float) -> str:
+    return (
+        f"GAL training diverged at epoch {epoch}, step {step}: the {what} loss is {value}. "
+        "Stopped; the result keeps the best state so far (lowest validation objective "
+        "among the completed epochs, or the start). Lower lr, d_lr or mask_lr."
+    )
 
 
-def evaluate_student(student: MaskedStudent, loader) -> float:
-    """Validation accuracy of the masked student."""
-    return evaluate(student, loader)["accuracy"]
+@torch.no_grad()
+def _discriminator_record(d_real, d_fake, d_loss, label_smoothing: float) -> dict[str, float]:
+    bce = nn.functional.binary_cross_entropy_with_logits
+    return {
+        "loss": float(d_loss),
+        "real_loss": float(bce(d_real, torch.full_like(d_real, 1.0 - label_smoothing))),
+        "fake_loss": float(bce(d_fake, torch.zeros_like(d_fake))),
+        "real_acc": float((d_real > 0).float().mean()),
+        "fake_acc": float((d_fake < 0).float().mean()),
+    }
+
+
+def _record_step(history, step, d, g_adv, g_data, g_ce, fista) -> None:
+    history["step"].append(step)
+    for key in ("loss", "real_loss", "fake_loss", "real_acc", "fake_acc"):
+        history[f"d_{key}"].append(d[key])
+    history["g_adv"].append(float(g_adv.detach()))
+    history["g_data"].append(float(g_data.detach()))
+    history["g_ce"].append(float(g_ce.detach()))
+    history["mask_l1"].append(sum(float(m.sum()) for m in fista.current.values()))
+    history["alive"].append(fista.alive())
+
+
+# --- after training: fold the masks in, remove the dead units ------------------------------

@@ -13,6 +13,13 @@ pruning: ``prune(model, 0.9, scores=taylor_scores(model, loader))``.
 - Movement (Sanh et al. 2020): during fine-tuning the score accumulates -g·w at every
   step (weights moving away from zero gain score); prune by top-k under the cubic
   schedule.
+
+Scores from a fixed model (:func:`taylor_scores`, :func:`snip_scores`) and scores
+accumulated while training (:class:`RunningTaylorScores`, :class:`MovementScores`, both
+``before_step`` hooks) share one format. :func:`taylor_unit_scores` scores whole hidden
+units over chapter 4's ISS groups. The pipelines that prune with these scores (gradual
+pruning, SNIP) live in :mod:`course_utils.pruning.criteria`, the equal-budget
+comparison in :mod:`course_utils.pruning.comparison`.
 """
 
 from __future__ import annotations
@@ -142,7 +149,7 @@ def taylor_scores(
 def taylor_group_scores(
     model: nn.Module,
     data: Iterable[tuple] | None,
-    groups: Mapping[object, Sequence[tuple[str, tuple]]],
+    groups,
     *,
     num_batches: int = 30,
     loss_fn: LossFn | None = None,
@@ -150,11 +157,20 @@ def taylor_group_scores(
     """Structured Taylor importance (Σ_group g·w)² per group, averaged over batches.
 
     ``groups`` maps a group key (e.g. a hidden unit) to slices ``(param name, index)``
-    whose entries together form the group; ``param[index]`` selects them.
+    whose entries together form the group; ``param[index]`` selects them (an index may
+    be a bool mask of the parameter's shape). A chapter-4 ``GroupSet`` (e.g.
+    ``hidden_unit_groups(model)``) is accepted too: see :func:`group_slices`.
     """
     _require_data("taylor", data, loss_fn)
     if num_batches < 1:
         raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+    if _is_group_set(groups):
+        groups = group_slices(groups)
+    if not isinstance(groups, Mapping):
+        raise TypeError(
+            "groups must be a dict {key: [(param name, index), ...]} or a GroupSet, "
+            f"got {type(groups).__name__}"
+        )
     if not groups:
         raise ValueError("groups is empty")
     loss_fn = loss_fn or cross_entropy_loss
@@ -179,6 +195,96 @@ def taylor_group_scores(
     if seen == 0:
         raise ValueError("data yielded no batches")
     return {key: value / seen for key, value in totals.items()}
+
+
+def _is_group_set(groups) -> bool:
+    from .groups import GroupSet
+
+    return isinstance(groups, GroupSet)
+
+
+def group_slices(groups) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
+    """Chapter 4's ISS groups as ``{group key: [(param name, bool mask), ...]}``.
+
+    ``groups`` is a ``GroupSet`` (``hidden_unit_groups(model)`` or
+    ``embedding_dim_groups(model)``). Each bool mask has its parameter's shape and marks
+    the group's entries; an entry listed twice in the group (a unit's diagonal entries of
+    ``weight_hh`` lie in its rows and in its column) is marked once, so sums over the
+    masks count every weight of the group exactly once.
+    """
+    if not _is_group_set(groups):
+        raise TypeError(
+            "groups must be a GroupSet from course_utils.pruning.groups, "
+            f"got {type(groups).__name__}"
+        )
+    return {
+        group.key: list(groups.element_masks(i).items()) for i, group in enumerate(groups.groups)
+    }
+
+
+def _group_index(groups) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``{param: (flat element indices, group ids)}``, each group's entries listed once."""
+    flat: dict[str, list[torch.Tensor]] = {}
+    ids: dict[str, list[torch.Tensor]] = {}
+    for gid in range(len(groups)):
+        for name, mask in groups.element_masks(gid).items():
+            index = torch.nonzero(mask.reshape(-1)).flatten()
+            flat.setdefault(name, []).append(index)
+            ids.setdefault(name, []).append(torch.full_like(index, gid))
+    return {name: (torch.cat(flat[name]), torch.cat(ids[name])) for name in flat}
+
+
+def taylor_unit_scores(
+    model: nn.Module,
+    data: Iterable[tuple] | None = None,
+    *,
+    groups=None,
+    num_batches: int = 30,
+    loss_fn: LossFn | None = None,
+) -> dict[tuple[int, int], torch.Tensor]:
+    """Structured Taylor score of every hidden unit (Molchanov et al. 2019).
+
+    For the ISS group of unit k (chapter 4's ``hidden_unit_groups``: its gate rows and
+    biases, its ``weight_hh`` column, its consumer column), the score is
+    ``(Σ_{w in group} g·w)²`` per batch, averaged over ``num_batches`` batches: the
+    first-order estimate of the squared loss change when the whole unit is removed.
+
+    Returns ``{(layer, direction): (hidden_size,) tensor}``, the format of
+    ``course_utils.pruning.structured.select_units``. ``groups`` (default: the model's
+    ``hidden_unit_groups``) may be any GroupSet built for this model.
+    """
+    _require_data("taylor", data, loss_fn)
+    if num_batches < 1:
+        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+    if groups is None:
+        from .groups import hidden_unit_groups
+
+        groups = hidden_unit_groups(model)
+    elif not _is_group_set(groups):
+        raise TypeError(f"groups must be a GroupSet or None, got {type(groups).__name__}")
+    params = dict(model.named_parameters())
+    for name, shape in groups.shapes.items():
+        if name not in params or tuple(params[name].shape) != shape:
+            raise ValueError(f"groups were built for another model: parameter {name!r} differs")
+    device = next(model.parameters()).device
+    index = {n: (i.to(device), g.to(device)) for n, (i, g) in _group_index(groups).items()}
+    used = {n: params[n] for n in index}
+    totals = torch.zeros(len(groups), dtype=torch.float64, device=device)
+    seen = 0
+    with _EvalMode(model):
+        for batch in data:
+            if seen == num_batches:
+                break
+            grads = _gradients(model, batch, used, loss_fn or cross_entropy_loss)
+            sums = torch.zeros(len(groups), dtype=torch.float64, device=device)
+            for name, (flat, ids) in index.items():
+                product = (grads[name] * used[name].detach()).reshape(-1)[flat]
+                sums.index_add_(0, ids, product.double())
+            totals += sums**2
+            seen += 1
+    if seen == 0:
+        raise ValueError("data yielded no batches")
+    return {slot: v.float().cpu() for slot, v in groups.by_slot(totals / seen).items()}
 
 
 def looks_trained(model: nn.Module) -> bool:
@@ -266,6 +372,48 @@ class MovementScores:
         return {n: s.clone() for n, s in self.values.items()}
 
 
+class RunningTaylorScores:
+    """Taylor importance |g·w| accumulated while training (Molchanov et al. 2017).
+
+    A ``before_step`` hook, like :class:`MovementScores`: after each backward pass it
+    updates ``S <- momentum·S + (1 - momentum)·|g·w|`` with the training batch's
+    gradient (dropout on, after gradient clipping), so that gradual pruning can rank
+    weights by Taylor importance at no extra cost. The first step sets ``S = |g·w|``.
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str] | None = None, momentum=0.9):
+        if isinstance(momentum, bool) or not isinstance(momentum, int | float):
+            raise TypeError(f"momentum must be a number in [0, 1), got {momentum!r}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.names = list(_params(model, names))
+        params = dict(model.named_parameters())
+        self.momentum = float(momentum)
+        self.values = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in self.names}
+        self.steps = 0
+
+    @torch.no_grad()
+    def accumulate(self, model: nn.Module, step: int | None = None) -> None:
+        params = dict(model.named_parameters())
+        for n in self.names:
+            p = params[n]
+            if p.grad is None:
+                raise ValueError(f"{n} has no gradient: call accumulate after loss.backward()")
+            value = (p.grad * p).abs().float()
+            if self.steps == 0:
+                self.values[n] = value
+            else:
+                self.values[n].mul_(self.momentum).add_(value, alpha=1 - self.momentum)
+        self.steps += 1
+
+    __call__ = accumulate
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        if self.steps == 0:
+            raise ValueError("no steps accumulated yet: running Taylor scores need training steps")
+        return {n: s.clone() for n, s in self.values.items()}
+
+
 GRADIENT_CRITERIA = ("taylor", "snip", "movement")
 
 
@@ -297,7 +445,8 @@ def compute_scores(
         return snip_scores(model, batch, names=names, **kwargs)
     if criterion == "movement":
         raise ValueError(
-            "criterion='movement' accumulates its scores during fine-tuning: create "
+            "criterion='movement' accumulates its scores during fine-tuning: use "
+            "course_utils.pruning.criteria.gradual_pruning(criterion='movement'), or create "
             "MovementScores(model) and pass it as train_model(..., before_step=...)"
         )
     raise ValueError(

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .masks import _check_names, get_masks, prunable_parameters, select, set_masks
+from .masks import (
+    SCOPES,
+    _check_names,
+    check_sparsity,
+    get_masks,
+    prunable_parameters,
+    select,
+    set_masks,
+)
 
 
 def magnitude_scores(model: nn.Module, names: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -62,19 +70,24 @@ def prune(
     Weights that are already masked stay pruned: they rank below every live weight,
     so iterative and gradual schedules only ever add zeros.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    if scores is None and criterion not in CRITERIA:
+        raise ValueError(
+            f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)} "
+            "(gradient criteria: course_utils.pruning.gradient)"
+        )
+    if not isinstance(sparsity, Mapping):
+        check_sparsity(sparsity)
     if names is None:
         names = list(prunable_parameters(model, include_embedding=include_embedding))
     elif not names:
         raise ValueError("names is empty: no tensors to prune")
-    if isinstance(sparsity, Mapping):
-        names = list(dict.fromkeys([*names, *sparsity]))
     _check_names(model, names)
+    if isinstance(sparsity, Mapping):
+        _check_names(model, sparsity, "sparsity")
+        names = list(dict.fromkeys([*names, *sparsity]))
     if scores is None:
-        if criterion not in CRITERIA:
-            raise ValueError(
-                f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)} "
-                "(gradient criteria: course_utils.pruning.gradient)"
-            )
         scores = (
             CRITERIA[criterion](model, names, seed=seed)
             if criterion == "random"
@@ -91,5 +104,7 @@ def prune(
         for n, s in scores.items()
     }
     masks = select(scores, sparsity, scope)
+    # a weight pruned before stays pruned, even when the new target is lower
+    masks = {n: m & existing[n] if n in existing else m for n, m in masks.items()}
     set_masks(model, masks)
     return masks

@@ -47,7 +47,10 @@ def prunable_parameters(
         if _is_prunable(name, p) and (include_embedding or tensor_group(name) != "embedding")
     }
     if not params:
-        raise ValueError(f"model has no prunable weights ({type(model).__name__})")
+        raise ValueError(
+            f"model has no prunable weights: {type(model).__name__} has no 2-D weight matrix"
+            + ("" if include_embedding else " outside the embedding")
+        )
     return params
 
 
@@ -56,16 +59,21 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(module_path) if module_path else model), attr
 
 
-def _check_names(model: nn.Module, names) -> dict[str, nn.Parameter]:
+def _check_names(model: nn.Module, names, argument: str = "names") -> dict[str, nn.Parameter]:
+    """All parameters of ``model`` by name, after checking that ``names`` are prunable ones."""
+    if isinstance(names, str):
+        raise TypeError(f"{argument} must be a list of tensor names, got the string {names!r}")
     params = dict(model.named_parameters())
     for name in names:
         if name not in params:
             raise ValueError(
-                f"tensor name {name!r} does not exist in the model; "
+                f"{argument} has tensor name {name!r}, which does not exist in the model; "
                 f"prunable ones: {list(prunable_parameters(model))}"
             )
         if not _is_prunable(name, params[name]):
-            raise ValueError(f"tensor name {name!r} is not a prunable weight matrix")
+            raise ValueError(
+                f"{argument} has tensor name {name!r}, which is not a prunable weight matrix"
+            )
     return params
 
 
@@ -98,7 +106,9 @@ def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     ``masks`` maps weight names to bool (or 0/1) tensors of the weight's shape; True
     keeps a weight.
     """
-    params = _check_names(model, masks)
+    if not isinstance(masks, Mapping):
+        raise TypeError(f"masks must be a dict of name -> tensor, got {type(masks).__name__}")
+    params = _check_names(model, masks, "masks")
     for name, mask in masks.items():
         if not isinstance(mask, torch.Tensor):
             raise TypeError(f"mask for {name!r} must be a tensor, got {type(mask).__name__}")

@@ -1,0 +1,345 @@
+"""Comparing pruning criteria fairly: one budget for all, medians over seeds, a verdict.
+
+Introduced in chapter 3 (and used by its benchmark section). :class:`FineTuneBudget`
+states the training every criterion gets; :func:`compare_criteria` prunes copies of the
+baseline(s) with each criterion (:mod:`course_utils.pruning.criteria`) and measures test
+accuracy; :func:`summarize`, :func:`compare_medians` and :func:`describe_claim` turn the
+rows into medians, spreads and sentences that follow the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..measure import Table
+from ..train import evaluate
+from .criteria import (
+    ALL_CRITERIA,
+    _check_criterion,
+    _first_batch,
+    agp_steps,
+    gradual_pruning,
+    snip_pruning,
+)
+from .lottery import baseline_initialization
+from .masks import check_sparsity, get_masks
+
+# --- the equal-budget comparison ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FineTuneBudget:
+    """The training every criterion gets in :func:`compare_criteria`.
+
+    Criteria that prune the trained model (magnitude, random, Taylor, movement) fine-tune
+    it for ``epochs`` passes over the training split with Adam at ``lr``, pruning along
+    the same cubic schedule (start at ``warmup``, final sparsity at ``ramp_end`` of the
+    steps, an update every ``frequency`` steps). SNIP prunes the model's initialization
+    and trains it from scratch for ``scratch_epochs`` epochs at ``scratch_lr``; ``None``
+    means the baseline's own training (its epochs and learning rate) plus ``epochs``: the
+    same number of training steps in total as the baseline's training followed by the
+    fine-tuning the other criteria get.
+    """
+
+    epochs: int = 1
+    lr: float = 1e-3
+    warmup: float = 0.1
+    ramp_end: float = 0.7
+    frequency: int = 5
+    scratch_epochs: int | None = None
+    scratch_lr: float | None = None
+    snip_batch_size: int = 64
+    train_batches: int | None = None
+
+    def __post_init__(self):
+        for argument in ("epochs", "scratch_epochs", "train_batches", "snip_batch_size"):
+            value = getattr(self, argument)
+            if value is None and argument in ("scratch_epochs", "train_batches"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{argument} must be a positive int, got {value!r}")
+        for argument in ("lr", "scratch_lr"):
+            value = getattr(self, argument)
+            if value is not None and not value > 0:
+                raise ValueError(f"{argument} must be > 0, got {value}")
+        agp_steps(100, warmup=self.warmup, ramp_end=self.ramp_end, frequency=self.frequency)
+
+    def snip_epochs(self, baseline) -> int:
+        """SNIP's epochs from scratch: ``scratch_epochs`` or the baseline's + ``epochs``."""
+        return self.scratch_epochs or baseline.config.epochs + self.epochs
+
+    def snip_lr(self, baseline) -> float:
+        return self.scratch_lr or baseline.config.lr
+
+    def data(self, baseline, seed: int):
+        """The baseline, or ``(first train_batches training batches, valid loader)``."""
+        if self.train_batches is None:
+            return baseline
+        batches = []
+        for batch in baseline.loader("train", seed=seed):
+            if len(batches) == self.train_batches:
+                break
+            batches.append(batch)
+        return batches, baseline.loader("valid")
+
+    def steps_per_epoch(self, baseline) -> int:
+        full = len(baseline.loader("train"))
+        return full if self.train_batches is None else min(full, self.train_batches)
+
+    def describe(self, baseline, *, snip: bool = True) -> str:
+        """One paragraph stating the budget in steps, for a notebook or a report.
+
+        ``snip=False`` leaves out SNIP's budget (for a comparison without SNIP).
+        """
+        per_epoch = self.steps_per_epoch(baseline)
+        steps = self.epochs * per_epoch
+        start, end = agp_steps(
+            steps, warmup=self.warmup, ramp_end=self.ramp_end, frequency=self.frequency
+        )
+        scratch = self.snip_epochs(baseline)
+        text = (
+            f"From the trained baseline: {self.epochs} epoch(s) of {per_epoch} steps = {steps} "
+            f"Adam steps (lr {self.lr:g}, batches of {baseline.config.batch_size} articles); "
+            f"pruning follows the cubic schedule from step {start} to step {end}, an update "
+            f"every {self.frequency} steps, then {steps - end} steps with frozen masks."
+        )
+        if snip:
+            text += (
+                f" SNIP from the initialization: {scratch} epoch(s) = {scratch * per_epoch} "
+                f"steps at lr {self.snip_lr(baseline):g}"
+            )
+            if self.scratch_epochs is None:
+                text += (
+                    f" (the baseline's {baseline.config.epochs} training epochs + the "
+                    f"{self.epochs} fine-tuning epoch(s) the others get)."
+                )
+            else:
+                text += f" (the baseline itself trained {baseline.config.epochs} epochs)."
+        if self.train_batches is not None:
+            text += f" Quick check: an epoch is only the first {per_epoch} training batches."
+        return text
+
+
+@dataclass
+class CriteriaComparison:
+    """What :func:`compare_criteria` measured.
+
+    ``rows``: one per (seed, sparsity, criterion) with ``valid_accuracy``,
+    ``test_accuracy``, ``sparsity`` reached and ``seconds``; ``masks[(criterion,
+    sparsity, seed)]``: the final masks.
+    """
+
+    rows: Table
+    masks: dict[tuple[str, float, int], dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def extend(self, other: CriteriaComparison) -> None:
+        self.rows.extend(other.rows)
+        self.masks.update(other.masks)
+
+
+def compare_criteria(
+    baselines,
+    criteria: Sequence[str] = ALL_CRITERIA,
+    sparsities: Sequence[float] = (0.8, 0.9, 0.95, 0.98),
+    *,
+    budget: FineTuneBudget | None = None,
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    progress: bool | None = None,
+) -> CriteriaComparison:
+    """Prune copies of each baseline with each criterion to each sparsity; same budget.
+
+    ``baselines`` is a Baseline or a list of them (one per seed: ``get_baseline(seed=s)``);
+    the fine-tuning seed is the baseline's. The baselines themselves are not changed.
+    Test accuracy is measured once, on each final model.
+    """
+    budget = budget or FineTuneBudget()
+    if not isinstance(budget, FineTuneBudget):
+        raise TypeError(f"budget must be a FineTuneBudget, got {type(budget).__name__}")
+    if hasattr(baselines, "loader"):
+        baselines = [baselines]
+    for criterion in criteria:
+        _check_criterion(criterion, ALL_CRITERIA)
+    sparsities = [check_sparsity(s) for s in sparsities]
+    if not criteria or not sparsities:
+        raise ValueError("criteria and sparsities must not be empty")
+    result = CriteriaComparison(Table())
+    for baseline in baselines:
+        seed = baseline.seed
+        data = budget.data(baseline, seed)
+        for sparsity in sparsities:
+            for criterion in criteria:
+                start = time.perf_counter()
+                if criterion == "snip":
+                    model = baseline_initialization(baseline)
+                    run = snip_pruning(
+                        model,
+                        data,
+                        sparsity,
+                        epochs=budget.snip_epochs(baseline),
+                        lr=budget.snip_lr(baseline),
+                        scope=scope,
+                        include_embedding=include_embedding,
+                        batch=_first_batch(baseline, budget.snip_batch_size, seed),
+                        seed=seed,
+                        progress=progress,
+                    )
+                else:
+                    model = baseline.copy_model()
+                    run = gradual_pruning(
+                        model,
+                        data,
+                        sparsity,
+                        criterion=criterion,
+                        epochs=budget.epochs,
+                        lr=budget.lr,
+                        warmup=budget.warmup,
+                        ramp_end=budget.ramp_end,
+                        frequency=budget.frequency,
+                        scope=scope,
+                        include_embedding=include_embedding,
+                        seed=seed,
+                        progress=progress,
+                    )
+                test = evaluate(model, baseline.loader("test"))["accuracy"]
+                result.rows.append(
+                    {
+                        "criterion": criterion,
+                        "sparsity": sparsity,
+                        "seed": seed,
+                        "reached": run.sparsity,
+                        "valid_accuracy": run.valid_accuracy,
+                        "test_accuracy": test,
+                        "epochs": run.epochs,
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
+                result.masks[(criterion, sparsity, seed)] = {
+                    n: m.detach().cpu().clone() for n, m in get_masks(model).items()
+                }
+    return result
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+def _values(rows, criterion: str, sparsity: float, metric: str) -> list[float]:
+    return [
+        r[metric]
+        for r in rows
+        if r["criterion"] == criterion and math.isclose(r["sparsity"], sparsity)
+    ]
+
+
+def summarize(rows, metric: str = "test_accuracy") -> Table:
+    """One row per criterion, one column per sparsity: ``median % (min-max)`` over seeds."""
+    criteria = list(dict.fromkeys(r["criterion"] for r in rows))
+    sparsities = sorted(dict.fromkeys(r["sparsity"] for r in rows))
+    table = Table()
+    for criterion in criteria:
+        row = {"criterion": criterion}
+        for s in sparsities:
+            values = _values(rows, criterion, s, metric)
+            if not values:
+                row[f"{100 * s:g} %"] = ""
+            elif len(values) == 1:
+                row[f"{100 * s:g} %"] = f"{100 * values[0]:.1f}"
+            else:
+                row[f"{100 * s:g} %"] = (
+                    f"{100 * statistics.median(values):.1f} "
+                    f"({100 * min(values):.1f}-{100 * max(values):.1f})"
+                )
+        table.append(row)
+    return table
+
+
+def compare_medians(
+    rows,
+    challenger: str,
+    reference: str = "magnitude",
+    *,
+    metric: str = "test_accuracy",
+    margin: float = 0.0,
+) -> Table:
+    """Per sparsity: medians of two criteria, their difference and a verdict.
+
+    The verdict is ``"better"`` when the challenger's median exceeds the reference's by
+    more than ``margin`` AND its worst seed beats the reference's best; ``"worse"`` in
+    the mirror case; otherwise ``"no clear difference"``. With one seed the ranges are
+    single points, so ``margin`` carries the noise allowance.
+    """
+    table = Table()
+    for s in sorted(dict.fromkeys(r["sparsity"] for r in rows)):
+        a = _values(rows, challenger, s, metric)
+        b = _values(rows, reference, s, metric)
+        if not a or not b:
+            continue
+        diff = statistics.median(a) - statistics.median(b)
+        if diff > margin and min(a) > max(b):
+            verdict = "better"
+        elif diff < -margin and max(a) < min(b):
+            verdict = "worse"
+        else:
+            verdict = "no clear difference"
+        table.append(
+            {
+                "sparsity": s,
+                challenger: statistics.median(a),
+                reference: statistics.median(b),
+                "difference": diff,
+                "seeds": min(len(a), len(b)),
+                "verdict": verdict,
+            }
+        )
+    return table
+
+
+def describe_claim(
+    rows,
+    challengers: Sequence[str] = ("taylor", "movement", "snip"),
+    reference: str = "magnitude",
+    *,
+    metric: str = "test_accuracy",
+    margin: float = 0.0,
+) -> str:
+    """Sentences that test "gradient criteria handle high sparsity better than |w|"."""
+    lines = []
+    for challenger in challengers:
+        table = compare_medians(rows, challenger, reference, metric=metric, margin=margin)
+        if not table:
+            continue
+        parts = [
+            f"{100 * r['sparsity']:g} %: {100 * r['difference']:+.1f} pts ({r['verdict']})"
+            for r in table
+        ]
+        counts = {v: sum(r["verdict"] == v for r in table) for v in ("better", "worse")}
+        if counts["better"] and not counts["worse"]:
+            summary = (
+                f"{challenger} beats {reference} at {counts['better']} of {len(table)} sparsities"
+            )
+        elif counts["worse"] and not counts["better"]:
+            summary = (
+                f"{challenger} loses to {reference} at {counts['worse']} of {len(table)} sparsities"
+            )
+        elif not counts["better"] and not counts["worse"]:
+            summary = f"{challenger} and {reference} cannot be told apart here"
+        else:
+            summary = f"{challenger} vs {reference}: mixed"
+        lines.append(f"{summary} (median {metric.replace('_', ' ')}; " + "; ".join(parts) + ")")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "CriteriaComparison",
+    "FineTuneBudget",
+    "compare_criteria",
+    "compare_medians",
+    "describe_claim",
+    "summarize",
+]

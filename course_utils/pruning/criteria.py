@@ -1,0 +1,287 @@
+"""Pruning with chapter 3's criteria: gradually (movement pruning) or at init (SNIP).
+
+Introduced in chapter 3; it composes chapter 2's :class:`AGPPruner` and ``finetune``
+with the scores of :mod:`course_utils.pruning.gradient`. The equal-budget comparison of
+criteria lives in :mod:`course_utils.pruning.comparison`.
+
+- :func:`gradual_pruning`: the cubic AGP schedule (Zhu & Gupta 2017) where each pruning
+  step ranks the live weights by ``magnitude``, ``random``, ``taylor`` (running |g·w|)
+  or ``movement`` (accumulated -g·w). ``criterion="movement"`` is movement pruning with
+  hard top-k (Sanh et al. 2020).
+- :func:`snip_pruning`: SNIP (Lee et al. 2019): score a freshly initialized network on
+  one batch, prune it, train the sparse network.
+- :func:`jaccard` and :func:`jaccard_per_tensor`: how far two masks keep the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..measure import Table
+from ..train import evaluate, set_seed
+from .finetune import finetune, training_loaders
+from .gradient import MovementScores, RunningTaylorScores, snip_scores
+from .magnitude import prune
+from .masks import SCOPES, _check_names, check_sparsity, prunable_parameters
+from .schedules import AGPPruner, PruningRun
+
+GRADUAL_CRITERIA = ("magnitude", "random", "taylor", "movement")
+ALL_CRITERIA = (*GRADUAL_CRITERIA, "snip")
+
+
+# --- overlap of masks --------------------------------------------------------------------
+
+
+def _kept(mask) -> torch.Tensor:
+    if isinstance(mask, Mapping):
+        return torch.cat([m.detach().reshape(-1).bool().cpu() for m in mask.values()])
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"a mask must be a tensor or a dict of tensors, got {type(mask).__name__}")
+    return mask.detach().reshape(-1).bool().cpu()
+
+
+def jaccard(mask_a, mask_b) -> float:
+    """Jaccard index |A ∩ B| / |A ∪ B| of the weights two masks KEEP (True entries).
+
+    Masks are bool tensors of one shape, or dicts ``{name: mask}`` with the same names
+    (then all tensors count together). 1 means the same weights are kept; two random
+    masks that each keep a fraction d of n weights give about d / (2 - d). Two masks
+    that keep nothing give 1.
+    """
+    if isinstance(mask_a, Mapping) != isinstance(mask_b, Mapping):
+        raise TypeError("mask_a and mask_b must both be tensors or both be dicts")
+    if isinstance(mask_a, Mapping) and list(mask_a) != list(mask_b):
+        raise ValueError(
+            f"the two dicts must name the same tensors, got {list(mask_a)} and {list(mask_b)}"
+        )
+    a, b = _kept(mask_a), _kept(mask_b)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in size: {a.numel()} and {b.numel()} entries")
+    union = int((a | b).sum())
+    return 1.0 if union == 0 else int((a & b).sum()) / union
+
+
+def jaccard_per_tensor(
+    masks_a: Mapping[str, torch.Tensor], masks_b: Mapping[str, torch.Tensor]
+) -> dict[str, float]:
+    """:func:`jaccard` of each tensor's masks, for the tensors both dicts have."""
+    names = [n for n in masks_a if n in masks_b]
+    if not names:
+        raise ValueError("the two mask dicts share no tensor name")
+    return {n: jaccard(masks_a[n], masks_b[n]) for n in names}
+
+
+# --- gradual pruning with any criterion ------------------------------------------------------
+
+
+def _tracker(criterion: str, model: nn.Module, names: list[str], momentum: float):
+    if criterion == "taylor":
+        return RunningTaylorScores(model, names, momentum=momentum)
+    if criterion == "movement":
+        return MovementScores(model, names)
+    return None
+
+
+def _check_criterion(criterion: str, allowed: Sequence[str]) -> None:
+    if criterion not in allowed:
+        raise ValueError(f"unknown criterion={criterion!r}; choose from {list(allowed)}")
+
+
+def _check_fraction(value: float, argument: str, *, upper_inclusive: bool = False) -> float:
+    ok = 0 <= value <= 1 if upper_inclusive else 0 <= value < 1
+    if isinstance(value, bool) or not isinstance(value, int | float) or not ok:
+        raise ValueError(f"{argument} must be a fraction of the steps in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | None) -> list[str]:
+    if names is None:
+        return list(prunable_parameters(model, include_embedding=include_embedding))
+    if isinstance(names, str) or not names:
+        raise ValueError(f"names must be a non-empty list of weight names, got {names!r}")
+    _check_names(model, names)
+    return list(names)
+
+
+def _reached(model: nn.Module, names: Sequence[str]) -> float:
+    params = dict(model.named_parameters())
+    total = sum(params[n].numel() for n in names)
+    return sum(int((params[n] == 0).sum()) for n in names) / total
+
+
+def agp_steps(steps: int, *, warmup: float, ramp_end: float, frequency: int) -> tuple[int, int]:
+    """``(start_step, end_step)`` of the cubic schedule inside a run of ``steps`` steps.
+
+    The schedule starts after ``warmup`` of the steps (scores accumulate first) and
+    reaches the final sparsity at ``ramp_end`` of them (never after the last step); the
+    rest fine-tunes frozen masks.
+    """
+    warmup = _check_fraction(warmup, "warmup")
+    ramp_end = _check_fraction(ramp_end, "ramp_end", upper_inclusive=True)
+    if ramp_end <= warmup:
+        raise ValueError(f"ramp_end must be > warmup={warmup}, got ramp_end={ramp_end}")
+    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+        raise ValueError(f"frequency must be a positive int (steps), got {frequency!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    start = min(round(warmup * steps), steps - 1)
+    return start, max(start + 1, min(steps, round(ramp_end * steps)))
+
+
+def gradual_pruning(
+    model: nn.Module,
+    data,
+    final: float,
+    *,
+    criterion: str = "movement",
+    epochs: int = 1,
+    lr: float = 1e-3,
+    warmup: float = 0.1,
+    ramp_end: float = 0.7,
+    frequency: int = 5,
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    names: Sequence[str] | None = None,
+    momentum: float = 0.9,
+    tracker=None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> PruningRun:
+    """Fine-tune ``model`` for ``epochs`` epochs while pruning it to ``final`` sparsity.
+
+    The target follows the cubic AGP schedule (chapter 2's :class:`AGPPruner`) from the
+    step at ``warmup`` of the run to the step at ``ramp_end``, with an update every
+    ``frequency`` steps; then the masks are frozen. At each update the live weights are
+    ranked by ``criterion``:
+
+    - ``"magnitude"`` |w|, ``"random"`` uniform scores;
+    - ``"taylor"``: |g·w| of the training batches, averaged with ``momentum``
+      (:class:`RunningTaylorScores`);
+    - ``"movement"``: ``S = -Σ g·w`` since the start (:class:`MovementScores`); this is
+      movement pruning with hard top-k.
+
+    ``tracker`` (optional) replaces the criterion's score tracker, e.g. to inspect the
+    scores afterwards. ``data`` is a Baseline or ``(train_loader, valid_loader)``. The
+    model ends in its best validation state at the final sparsity; returns a
+    :class:`PruningRun` (``events``: the schedule's pruning steps).
+    """
+    _check_criterion(criterion, GRADUAL_CRITERIA)
+    final = check_sparsity(final, "final")
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    names = _names(model, include_embedding, names)
+    train_loader, _ = training_loaders(data, seed=seed)
+    steps_per_epoch = len(train_loader)
+    start, end = agp_steps(
+        epochs * steps_per_epoch, warmup=warmup, ramp_end=ramp_end, frequency=frequency
+    )
+    if tracker is None:
+        tracker = _tracker(criterion, model, names, momentum)
+    elif not (callable(tracker) and hasattr(tracker, "scores")):
+        raise TypeError("tracker must be a before_step hook with a .scores() method")
+    set_seed(seed)
+    pruner = AGPPruner(
+        model,
+        final,
+        start_step=start,
+        end_step=end,
+        frequency=frequency,
+        scope=scope,
+        criterion=criterion if tracker is None else "magnitude",
+        names=names,
+        scores_fn=None if tracker is None else (lambda m: tracker.scores()),
+        seed=seed,
+    )
+    history = finetune(
+        model,
+        data,
+        epochs=epochs,
+        lr=lr,
+        before_step=tracker,
+        after_step=pruner,
+        best_from_epoch=min(epochs, math.ceil(end / steps_per_epoch)),
+        seed=seed,
+        progress=progress,
+        desc=f"{criterion} AGP",
+    )
+    events = Table({"step": s, "target": t} for s, t in pruner.events)
+    accuracy = history.valid_accuracy[history.best_epoch - 1]
+    return PruningRun(f"{criterion} AGP", events, [history], _reached(model, names), accuracy)
+
+
+# --- SNIP: prune at initialization, then train ------------------------------------------------
+
+
+def _first_batch(data, batch_size: int, seed: int) -> tuple:
+    if hasattr(data, "loader") and hasattr(data, "datasets"):
+        return next(iter(data.loader("train", batch_size=batch_size, seed=seed)))
+    train_loader, _ = training_loaders(data, seed=seed)
+    return next(iter(train_loader))
+
+
+def snip_pruning(
+    model: nn.Module,
+    data,
+    sparsity: float,
+    *,
+    epochs: int,
+    lr: float = 3e-3,
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    names: Sequence[str] | None = None,
+    batch: tuple | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> PruningRun:
+    """SNIP (Lee et al. 2019): prune ``model`` at initialization, then train the sparse net.
+
+    The scores are |g·w| on ONE batch (``batch``, or the first training batch of
+    ``batch_size`` articles when ``data`` is a Baseline); the lowest are pruned to
+    ``sparsity`` (per tensor with ``scope="layerwise"``, one threshold with
+    ``"global"``), then the masked network trains ``epochs`` epochs with Adam at ``lr``
+    (keeping its best validation epoch). ``model`` should be freshly initialized (e.g.
+    ``baseline_initialization(baseline)``): on a trained model SNIP warns.
+    """
+    sparsity = check_sparsity(sparsity)
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    names = _names(model, include_embedding, names)
+    set_seed(seed)
+    if batch is None:
+        batch = _first_batch(data, batch_size, seed)
+    scores = snip_scores(model, batch, names=names)
+    prune(model, sparsity, scores=scores, scope=scope, names=names)
+    _, valid_loader = training_loaders(data, seed=seed)
+    pruned_accuracy = evaluate(model, valid_loader)["accuracy"]
+    history = finetune(model, data, epochs=epochs, lr=lr, seed=seed, progress=progress, desc="SNIP")
+    events = Table(
+        [
+            {
+                "target": sparsity,
+                "sparsity": _reached(model, names),
+                "valid_acc_at_init": pruned_accuracy,
+                "valid_acc_trained": history.best_valid_accuracy,
+            }
+        ]
+    )
+    return PruningRun(
+        "SNIP", events, [history], _reached(model, names), history.best_valid_accuracy
+    )
+
+
+__all__ = [
+    "ALL_CRITERIA",
+    "GRADUAL_CRITERIA",
+    "agp_steps",
+    "gradual_pruning",
+    "jaccard",
+    "jaccard_per_tensor",
+    "snip_pruning",
+]

@@ -1,0 +1,407 @@
+"""Structured pruning methods compared at equal hidden size, with one fine-tuning budget.
+
+Introduced in chapter 5 (and used by its benchmark section). Every method ends with a
+physically smaller RNNClassifier keeping the same number of hidden units per layer and
+direction (chapter 4's ``remove_hidden_units``), then gets the same fine-tuning:
+
+- ``"gal"``: GAN-guided soft masks (:func:`~course_utils.pruning.gan.train_gal`), fold
+  the masks in, keep the units with the largest masks;
+- ``"gal_no_adv"``: the ablation without the adversarial term (distillation + L1 masks);
+- ``"group_lasso"``: chapter 4's ISS group lasso, keep the largest group norms;
+- ``"magnitude"``: the baseline's largest ISS group norms (structured magnitude);
+- ``"taylor"``: chapter 3's structured Taylor score per unit.
+
+Fine-tuning (:func:`finetune_pruned`) distills from the dense teacher (Hinton et al. 2015)
+and keeps the state before fine-tuning when that is better on validation. Rows use the
+``criterion``/``sparsity`` fields of :mod:`course_utils.pruning.comparison`, so its
+``summarize`` and ``compare_medians`` apply.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..measure import Table
+from ..train import evaluate
+from .comparison import compare_medians
+from .finetune import finetune, training_loaders
+from .gan import CachedTeacher, GALConfig, GALResult, remove_masked_units, train_gal
+from .gradient import taylor_unit_scores
+from .groups import hidden_unit_groups
+from .regularization import train_group_lasso
+from .structured import remove_hidden_units, select_units, select_units_by_norm, unit_norms
+
+METHODS = ("gal", "gal_no_adv", "group_lasso", "magnitude", "taylor")
+METHOD_NAMES = {
+    "gal": "GAL (GAN-guided masks)",
+    "gal_no_adv": "ablation: distillation + L1 masks, no D",
+    "group_lasso": "group lasso (chapter 4)",
+    "magnitude": "structured magnitude (group norm)",
+    "taylor": "structured Taylor (chapter 3)",
+}
+
+
+def distillation_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha: float = 0.5):
+    """A ``loss_fn(model, batch)`` for ``finetune``: knowledge distillation (Hinton et al.).
+
+    ``alpha·T²·KL(softmax(t/T) || softmax(s/T)) + (1 - alpha)·CE(s, labels)`` with the
+    teacher's logits ``t`` (``teacher`` may be a :class:`CachedTeacher`).
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not isinstance(teacher, CachedTeacher):
+        teacher = CachedTeacher(teacher)
+
+    def loss_fn(model: nn.Module, batch: tuple) -> torch.Tensor:
+        tokens, lengths, labels = batch
+        student = model(tokens, lengths)
+        t = teacher(tokens, lengths)
+        kl = nn.functional.kl_div(
+            torch.log_softmax(student / temperature, dim=1),
+            torch.log_softmax(t / temperature, dim=1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        ce = nn.functional.cross_entropy(student, labels)
+        return alpha * temperature**2 * kl + (1 - alpha) * ce
+
+    return loss_fn
+
+
+def finetune_pruned(
+    model: nn.Module,
+    data,
+    *,
+    epochs: int,
+    lr: float = 3e-4,
+    teacher: nn.Module | None = None,
+    temperature: float = 2.0,
+    alpha: float = 0.5,
+    seed: int | None = None,
+    progress: bool | None = None,
+) -> dict:
+    """Fine-tune a pruned model in place; keep the better of "before" and "after".
+
+    With ``teacher`` the loss is :func:`distillation_loss`, otherwise cross-entropy.
+    ``data`` is a Baseline or ``(train_loader, valid_loader)``. The model ends in the
+    best validation state among the start and the fine-tuned epochs (the start wins only
+    if strictly better). Returns ``{"valid_before", "valid_after", "kept_epoch"}``
+    (``kept_epoch`` 0: the state before fine-tuning).
+    """
+    _, valid_loader = training_loaders(data, seed=seed)
+    before = evaluate(model, valid_loader)["accuracy"]
+    start = copy.deepcopy(model.state_dict())
+    loss_fn = None
+    if teacher is not None:
+        loss_fn = distillation_loss(teacher, temperature=temperature, alpha=alpha)
+    history = finetune(
+        model, data, epochs=epochs, lr=lr, loss_fn=loss_fn, seed=seed, progress=progress
+    )
+    after = max(history.valid_accuracy)
+    kept = history.best_epoch
+    if before > after:
+        model.load_state_dict(start)
+        kept = 0
+    model.eval()
+    return {"valid_before": before, "valid_after": max(before, after), "kept_epoch": kept}
+
+
+@dataclass
+class UnitBudget:
+    """What every method gets in :func:`compare_unit_pruning`.
+
+    ``units``: hidden units kept per layer and direction. ``gal``: the GAL recipe (the
+    ablation is the same with ``adv_weight=0``). ``gl_lambda``, ``gl_epochs``: group
+    lasso. ``taylor_batches``: batches of structured Taylor scores. ``ft_epochs``,
+    ``ft_lr``, ``distill``: the fine-tuning every method gets. ``train_batches``
+    (quick checks only): every epoch of every method sees only the first
+    ``train_batches`` training batches.
+    """
+
+    units: int = 32
+    gal: GALConfig = field(default_factory=GALConfig)
+    gl_lambda: float = 0.05
+    gl_epochs: int = 2
+    taylor_batches: int = 30
+    ft_epochs: int = 2
+    ft_lr: float = 1e-3
+    distill: bool = True
+    train_batches: int | None = None
+
+    def __post_init__(self):
+        for name in ("units", "gl_epochs", "taylor_batches", "ft_epochs", "train_batches"):
+            value = getattr(self, name)
+            if name == "train_batches" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.gal, GALConfig):
+            raise TypeError(f"gal must be a GALConfig, got {type(self.gal).__name__}")
+        self.gal.check()
+
+    def data(self, baseline):
+        """The baseline, or a stand-in whose training loader stops after ``train_batches``."""
+        return baseline if self.train_batches is None else _FirstBatches(baseline, self)
+
+    def describe(self) -> str:
+        """The budget in one paragraph, for a notebook or a report."""
+        g = self.gal
+        text = (
+            f"Every method ends with {self.units} hidden units per layer and direction, then "
+            f"{self.ft_epochs} epoch(s) of fine-tuning (Adam, lr {self.ft_lr:g}, "
+            + ("distillation from the dense model" if self.distill else "cross-entropy")
+            + ", the state before fine-tuning kept when it is better on validation). "
+            f"GAL and its ablation: {g.epochs} epochs (λ {g.lam:g}, masks every "
+            f"{g.mask_every} steps); group lasso: {self.gl_epochs} epochs (λ "
+            f"{self.gl_lambda:g}); Taylor: scores from {self.taylor_batches} batches; "
+            "magnitude: no training."
+        )
+        if self.train_batches is not None:
+            text += f" Quick check: an epoch is only the first {self.train_batches} batches."
+        return text
+
+
+class _FirstBatches:
+    """A Baseline whose training loader yields only the first ``train_batches`` batches."""
+
+    def __init__(self, baseline, budget: UnitBudget):
+        self.baseline, self.limit = baseline, budget.train_batches
+        self.model, self.seed, self.datasets = baseline.model, baseline.seed, baseline.datasets
+
+    def copy_model(self):
+        return self.baseline.copy_model()
+
+    def loader(self, split: str, batch_size: int | None = None, **kwargs):
+        loader = self.baseline.loader(split, batch_size, **kwargs)
+        if split != "train":
+            return loader
+        batches = []
+        for b in loader:
+            if len(batches) == self.limit:
+                break
+            batches.append(b)
+        return batches
+
+
+def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=None, progress=None):
+    """Train GAL (or its ablation) on ``baseline`` with the budget's recipe, seeded by it."""
+    baseline = budget.data(baseline)
+    config = dataclasses.replace(
+        budget.gal, seed=baseline.seed, adv_weight=budget.gal.adv_weight if adversarial else 0.0
+    )
+    return train_gal(
+        baseline.model,
+        baseline.loader("train", seed=baseline.seed),
+        baseline.loader("valid"),
+        config,
+        teacher_cache=cache,
+        progress=progress,
+    )
+
+
+def prune_to_units(
+    method: str,
+    baseline,
+    budget: UnitBudget,
+    *,
+    cache: CachedTeacher | None = None,
+    gal_result: GALResult | None = None,
+    progress: bool | None = None,
+) -> tuple[nn.Module, dict]:
+    """The baseline pruned to ``budget.units`` units per slot by ``method`` (no fine-tuning).
+
+    Returns ``(smaller model, scores per slot used to choose the units)``. For ``"gal"``
+    and ``"gal_no_adv"`` a finished ``gal_result`` may be passed to skip training.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method={method!r}; choose from {METHODS}")
+    dense, units = baseline.model.eval(), budget.units
+    data = budget.data(baseline)
+    if method in ("gal", "gal_no_adv"):
+        result = gal_result or gal_for(
+            baseline, budget, adversarial=method == "gal", cache=cache, progress=progress
+        )
+        return remove_masked_units(result.student, result.masks, keep=units), result.masks
+    if method == "magnitude":
+        scores = unit_norms(dense)
+        return remove_hidden_units(dense, select_units(scores, units)), scores
+    if method == "taylor":
+        loader = data.loader("train", seed=baseline.seed)
+        scores = taylor_unit_scores(dense, loader, num_batches=budget.taylor_batches)
+        return remove_hidden_units(dense, select_units(scores, units)), scores
+    model = baseline.copy_model()
+    train_group_lasso(
+        model,
+        hidden_unit_groups(model),
+        data,
+        lam=budget.gl_lambda,
+        epochs=budget.gl_epochs,
+        seed=baseline.seed,
+        progress=progress,
+    )
+    model.eval()
+    return remove_hidden_units(model, select_units_by_norm(model, units)), unit_norms(model)
+
+
+def compare_unit_pruning(
+    baselines,
+    methods: Sequence[str] = METHODS,
+    budget: UnitBudget | None = None,
+    *,
+    gal_results: Mapping[tuple[str, int], GALResult] | None = None,
+    models: dict | None = None,
+    progress: bool | None = None,
+) -> Table:
+    """Prune each baseline with each method to ``budget.units`` units, fine-tune equally.
+
+    ``baselines``: a Baseline or a list (one per seed). ``gal_results`` maps
+    ``(method, seed)`` to finished GAL runs to reuse. One row per (seed, method):
+    ``criterion`` (the method), ``sparsity`` (fraction of hidden units removed),
+    ``units``, ``seed``, ``dense_test``, ``valid_before``/``test_before`` (pruned, before
+    fine-tuning), ``valid_accuracy``/``test_accuracy`` (after), ``kept_epoch``,
+    ``seconds``. Pass a dict as ``models`` to receive the final models, keyed
+    ``(method, seed)``.
+    """
+    budget = budget or UnitBudget()
+    if hasattr(baselines, "loader"):
+        baselines = [baselines]
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"unknown method={method!r}; choose from {METHODS}")
+    gal_results = dict(gal_results or {})
+    rows = Table()
+    for baseline in baselines:
+        dense = baseline.model.eval()
+        hidden = dense.rnn.hidden_size
+        cache = CachedTeacher(dense)
+        test_loader, valid_loader = baseline.loader("test"), baseline.loader("valid")
+        dense_test = evaluate(dense, test_loader)["accuracy"]
+        for method in methods:
+            start = time.perf_counter()
+            model, _ = prune_to_units(
+                method,
+                baseline,
+                budget,
+                cache=cache,
+                gal_result=gal_results.get((method, baseline.seed)),
+                progress=progress,
+            )
+            test_before = evaluate(model, test_loader)["accuracy"]
+            info = finetune_pruned(
+                model,
+                budget.data(baseline),
+                epochs=budget.ft_epochs,
+                lr=budget.ft_lr,
+                teacher=cache if budget.distill else None,
+                seed=baseline.seed,
+                progress=progress,
+            )
+            rows.append(
+                {
+                    "criterion": method,
+                    "sparsity": 1 - budget.units / hidden,
+                    "units": budget.units,
+                    "seed": baseline.seed,
+                    "dense_test": dense_test,
+                    "valid_before": info["valid_before"],
+                    "test_before": test_before,
+                    "valid_accuracy": evaluate(model, valid_loader)["accuracy"],
+                    "test_accuracy": evaluate(model, test_loader)["accuracy"],
+                    "kept_epoch": info["kept_epoch"],
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+            if models is not None:
+                models[(method, baseline.seed)] = model
+    return rows
+
+
+def method_summary(rows: Sequence[dict]) -> Table:
+    """Per method: test accuracy before and after fine-tuning and the drop against each
+    seed's own dense model, as ``median (min-max)`` over seeds (percent, points)."""
+
+    def spread(values: list[float]) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.1f}"
+        return f"{statistics.median(values):.1f} ({min(values):.1f} to {max(values):.1f})"
+
+    table = Table()
+    for method in dict.fromkeys(r["criterion"] for r in rows):
+        mine = [r for r in rows if r["criterion"] == method]
+        table.append(
+            {
+                "method": METHOD_NAMES.get(method, method),
+                "units": mine[0]["units"],
+                "seeds": len(mine),
+                "test % before fine-tuning": spread([100 * r["test_before"] for r in mine]),
+                "test % after": spread([100 * r["test_accuracy"] for r in mine]),
+                "drop vs dense (points)": spread(
+                    [100 * (r["dense_test"] - r["test_accuracy"]) for r in mine]
+                ),
+            }
+        )
+    return table
+
+
+def adversarial_verdict(rows: Sequence[dict], metric: str = "test_accuracy") -> dict:
+    """Does the adversarial term help? GAL against its ablation on ``metric``.
+
+    Returns medians and ranges over seeds of both, the per-seed (paired) differences,
+    their median, and ``verdict``: chapter 3's rule (:func:`compare_medians`): "better"
+    or "worse" only when the medians differ AND the two ranges do not overlap, else "no
+    clear difference" ("one seed" with a single seed). ``sentence`` states it with the
+    numbers.
+    """
+    by_seed = {
+        m: {r["seed"]: r[metric] for r in rows if r["criterion"] == m}
+        for m in ("gal", "gal_no_adv")
+    }
+    seeds = sorted(set(by_seed["gal"]) & set(by_seed["gal_no_adv"]))
+    if not seeds:
+        raise ValueError("rows need both 'gal' and 'gal_no_adv' for the same seeds")
+    gal = [by_seed["gal"][s] for s in seeds]
+    ablation = [by_seed["gal_no_adv"][s] for s in seeds]
+    paired = [a - b for a, b in zip(gal, ablation, strict=True)]
+    picked = [r for r in rows if r["criterion"] in ("gal", "gal_no_adv") and r["seed"] in seeds]
+    verdict = compare_medians(picked, "gal", "gal_no_adv", metric=metric)[0]["verdict"]
+    median_diff = statistics.median(gal) - statistics.median(ablation)
+    spread = max(max(gal) - min(gal), max(ablation) - min(ablation))
+    if len(seeds) < 2:
+        verdict = "one seed"
+        answer = "one seed cannot tell: there is no seed spread to compare the difference with"
+    elif verdict == "better":
+        answer = "yes: GAL beats the ablation beyond the seed spread"
+    elif verdict == "worse":
+        answer = "no: GAL is worse than the ablation beyond the seed spread"
+    else:
+        answer = "not measurably: the difference is within the seed spread"
+    sentence = (
+        f"Does the adversarial term help? {answer}. Over {len(seeds)} seed(s), median "
+        f"{metric.replace('_', ' ')}: GAL {100 * statistics.median(gal):.1f} % "
+        f"({100 * min(gal):.1f}-{100 * max(gal):.1f}), ablation "
+        f"{100 * statistics.median(ablation):.1f} % "
+        f"({100 * min(ablation):.1f}-{100 * max(ablation):.1f}); difference of medians "
+        f"{100 * median_diff:+.1f} points, per-seed differences "
+        f"{', '.join(f'{100 * d:+.1f}' for d in paired)}; the widest seed range is "
+        f"{100 * spread:.1f} points."
+    )
+    return {
+        "seeds": seeds,
+        "gal": gal,
+        "ablation": ablation,
+        "paired_differences": paired,
+        "median_difference": median_diff,
+        "largest_range": spread,
+        "verdict": verdict,
+        "sentence": sentence,
+    }

@@ -1,0 +1,401 @@
+"""When to prune: one-shot, iterative and gradual (AGP) schedules with fine-tuning.
+
+Introduced in chapter 2; chapter 3 reuses :class:`AGPPruner` with its own scores.
+
+- :func:`agp_sparsity` is Zhu & Gupta's (2017) cubic schedule; :class:`AGPPruner` is the
+  ``after_step`` hook that follows it.
+- :func:`one_shot_pruning`, :func:`iterative_pruning` (Han et al. 2015) and
+  :func:`agp_pruning` run whole schedules, fine-tuning with
+  :func:`~course_utils.pruning.finetune`, and return a :class:`PruningRun` record
+  (lottery tickets, in ``lottery.py``, return one too).
+
+``data`` is either a :class:`course_utils.Baseline` (its train and validation loaders
+are used) or a pair ``(train_loader, valid_loader)``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..measure import Table
+from ..train import History, evaluate, set_seed
+from .finetune import finetune, training_loaders
+from .magnitude import CRITERIA, prune
+from .masks import SCOPES, check_sparsity, prunable_parameters
+
+ScoresFn = Callable[[nn.Module], Mapping[str, torch.Tensor]]
+
+
+# --- the AGP formula ------------------------------------------------------------------
+
+
+def _check_int(value, argument: str) -> int:
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{argument} must be an int, got {value!r}") from None
+
+
+def agp_sparsity(
+    step: int,
+    *,
+    initial: float,
+    final: float,
+    start_step: int,
+    end_step: int,
+    frequency: int,
+    exponent: float = 3.0,
+) -> float:
+    """Target sparsity at training step ``step`` under automated gradual pruning.
+
+    Zhu & Gupta (2017), with ``n * frequency = end_step - start_step``::
+
+        s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (n * dt)) ** 3
+
+    where ``t`` is the latest pruning step at or before ``step`` (pruning happens at
+    ``start_step``, every ``frequency`` steps after it, and at ``end_step``; the target is
+    held between them). Before ``start_step`` it is ``initial``; from ``end_step`` on,
+    ``final``. ``exponent=1`` gives a linear ramp.
+    """
+    step = _check_int(step, "step")
+    start_step = _check_int(start_step, "start_step")
+    end_step = _check_int(end_step, "end_step")
+    frequency = _check_int(frequency, "frequency")
+    initial = check_sparsity(initial, "initial")
+    final = check_sparsity(final, "final")
+    if end_step <= start_step:
+        raise ValueError(f"end_step must be > start_step={start_step}, got end_step={end_step}")
+    if frequency < 1:
+        raise ValueError(f"frequency must be >= 1 step, got {frequency}")
+    if final < initial:
+        raise ValueError(f"final sparsity must be >= initial={initial}, got final={final}")
+    if not exponent > 0:
+        raise ValueError(f"exponent must be > 0, got {exponent}")
+    if step < start_step:
+        return initial
+    if step >= end_step:
+        return final
+    last_update = start_step + (step - start_step) // frequency * frequency
+    if last_update == start_step:
+        return initial
+    progress = (last_update - start_step) / (end_step - start_step)
+    return final + (initial - final) * (1.0 - progress) ** exponent
+
+
+class AGPPruner:
+    """An ``after_step`` hook that prunes ``model`` along :func:`agp_sparsity`.
+
+    At every pruning step it re-selects, among the weights still alive, the
+    lowest-scoring ones until each tensor (``scope="layerwise"``) or all of them
+    together (``"global"``) reach the schedule's target; pruned weights stay pruned, so
+    from ``end_step`` on the masks are frozen at ``final``. Scores are |w| (or random),
+    or whatever ``scores_fn(model)`` returns (chapter 3 passes gradient scores).
+    ``events`` lists ``(step, target sparsity)`` for each pruning step taken.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        final: float,
+        *,
+        end_step: int,
+        frequency: int,
+        initial: float = 0.0,
+        start_step: int = 0,
+        exponent: float = 3.0,
+        scope: str = "layerwise",
+        criterion: str = "magnitude",
+        include_embedding: bool = False,
+        names: Sequence[str] | None = None,
+        scores_fn: ScoresFn | None = None,
+        seed: int = 0,
+    ):
+        self.schedule = {
+            "initial": initial,
+            "final": final,
+            "start_step": start_step,
+            "end_step": end_step,
+            "frequency": frequency,
+            "exponent": exponent,
+        }
+        agp_sparsity(start_step, **self.schedule)  # validates every argument
+        _check_scope_and_criterion(scope, criterion if scores_fn is None else "magnitude")
+        if scores_fn is not None and not callable(scores_fn):
+            raise TypeError(f"scores_fn must be callable(model) -> scores, got {scores_fn!r}")
+        self.names = list(
+            names
+            if names is not None
+            else prunable_parameters(model, include_embedding=include_embedding)
+        )
+        self.scope, self.criterion, self.scores_fn, self.seed = scope, criterion, scores_fn, seed
+        self.current = 0.0
+        self.events: list[tuple[int, float]] = []
+
+    def is_pruning_step(self, step: int) -> bool:
+        start, end = self.schedule["start_step"], self.schedule["end_step"]
+        return start <= step <= end and (
+            (step - start) % self.schedule["frequency"] == 0 or step == end
+        )
+
+    def __call__(self, model: nn.Module, step: int) -> None:
+        if not self.is_pruning_step(step):
+            return
+        target = agp_sparsity(step, **self.schedule)
+        if target <= self.current:
+            return
+        scores = None if self.scores_fn is None else self.scores_fn(model)
+        prune(
+            model,
+            target,
+            criterion=self.criterion,
+            scope=self.scope,
+            names=self.names,
+            scores=scores,
+            seed=self.seed + step,
+        )
+        self.current = target
+        self.events.append((step, target))
+
+
+def _check_scope_and_criterion(scope: str, criterion: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)}")
+
+
+# --- whole schedules -------------------------------------------------------------------
+
+
+@dataclass
+class PruningRun:
+    """What a schedule did.
+
+    ``events`` has one row per pruning step (``round`` or ``step``, ``target``
+    sparsity, the ``sparsity`` reached, validation accuracy right after pruning and after
+    fine-tuning where measured); ``histories`` the fine-tuning record of each phase;
+    ``sparsity`` the final sparsity of the pruned tensors; ``valid_accuracy`` the final
+    model's.
+    """
+
+    schedule: str
+    events: Table
+    histories: list[History] = field(default_factory=list)
+    sparsity: float = 0.0
+    valid_accuracy: float = float("nan")
+
+    @property
+    def epochs(self) -> int:
+        """Fine-tuning epochs spent in total."""
+        return sum(len(h.epoch) for h in self.histories)
+
+
+def _pruned_sparsity(model: nn.Module, names: Sequence[str]) -> float:
+    params = dict(model.named_parameters())
+    total = sum(params[n].numel() for n in names)
+    zeros = sum(int((params[n] == 0).sum()) for n in names)
+    return zeros / total
+
+
+def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | None) -> list[str]:
+    if names is not None:
+        return list(names)
+    return list(prunable_parameters(model, include_embedding=include_embedding))
+
+
+def one_shot_pruning(
+    model: nn.Module,
+    data,
+    sparsity: float | Mapping[str, float],
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    criterion: str = "magnitude",
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    names: Sequence[str] | None = None,
+    seed: int = 0,
+    **finetune_options,
+) -> PruningRun:
+    """Prune once to ``sparsity``, then fine-tune ``epochs`` epochs with the masks kept."""
+    _check_scope_and_criterion(scope, criterion)
+    set_seed(seed)
+    names = _names(model, include_embedding, names)
+    _, valid_loader = training_loaders(data, seed=seed)
+    prune(model, sparsity, criterion=criterion, scope=scope, names=names, seed=seed)
+    pruned_accuracy = evaluate(model, valid_loader)["accuracy"]
+    history = finetune(
+        model, data, epochs=epochs, lr=lr, seed=seed, desc="one-shot", **finetune_options
+    )
+    accuracy = max(history.valid_accuracy)
+    reached = _pruned_sparsity(model, names)
+    target = sparsity if not isinstance(sparsity, Mapping) else float("nan")
+    events = Table(
+        [
+            {
+                "round": 1,
+                "target": target,
+                "sparsity": reached,
+                "valid_acc_pruned": pruned_accuracy,
+                "valid_acc_finetuned": accuracy,
+            }
+        ]
+    )
+    return PruningRun("one-shot", events, [history], reached, accuracy)
+
+
+def iterative_sparsities(sparsity: float, rounds: int) -> list[float]:
+    """Targets of each round, removing the same fraction of the remaining weights each time.
+
+    ``s_r = 1 - (1 - s) ** (r / rounds)`` for ``r = 1..rounds`` (the last one is ``s``).
+    """
+    sparsity = check_sparsity(sparsity)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+        raise ValueError(f"rounds must be a positive int, got {rounds!r}")
+    targets = [1 - (1 - sparsity) ** (r / rounds) for r in range(1, rounds + 1)]
+    targets[-1] = sparsity
+    return targets
+
+
+def iterative_pruning(
+    model: nn.Module,
+    data,
+    sparsity: float,
+    *,
+    rounds: int,
+    epochs_per_round: int,
+    lr: float = 1e-3,
+    criterion: str = "magnitude",
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    names: Sequence[str] | None = None,
+    seed: int = 0,
+    **finetune_options,
+) -> PruningRun:
+    """Han et al. (2015): prune a little, fine-tune, repeat for ``rounds`` rounds.
+
+    Each round removes the same fraction of the weights still alive
+    (:func:`iterative_sparsities`); already-pruned weights stay pruned.
+    """
+    _check_scope_and_criterion(scope, criterion)
+    targets = iterative_sparsities(sparsity, rounds)
+    set_seed(seed)
+    names = _names(model, include_embedding, names)
+    _, valid_loader = training_loaders(data, seed=seed)
+    events, histories = Table(), []
+    for r, target in enumerate(targets, start=1):
+        prune(model, target, criterion=criterion, scope=scope, names=names, seed=seed + r)
+        pruned_accuracy = evaluate(model, valid_loader)["accuracy"]
+        history = finetune(
+            model,
+            data,
+            epochs=epochs_per_round,
+            lr=lr,
+            seed=seed + r,
+            desc=f"iterative round {r}/{rounds}",
+            **finetune_options,
+        )
+        histories.append(history)
+        events.append(
+            {
+                "round": r,
+                "target": target,
+                "sparsity": _pruned_sparsity(model, names),
+                "valid_acc_pruned": pruned_accuracy,
+                "valid_acc_finetuned": max(history.valid_accuracy),
+            }
+        )
+    return PruningRun(
+        "iterative",
+        events,
+        histories,
+        events[-1]["sparsity"],
+        events[-1]["valid_acc_finetuned"],
+    )
+
+
+def agp_pruning(
+    model: nn.Module,
+    data,
+    final: float,
+    *,
+    epochs: int,
+    prune_epochs: float,
+    frequency: int,
+    initial: float = 0.0,
+    lr: float = 1e-3,
+    criterion: str = "magnitude",
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    names: Sequence[str] | None = None,
+    scores_fn: ScoresFn | None = None,
+    seed: int = 0,
+    **finetune_options,
+) -> PruningRun:
+    """Zhu & Gupta (2017): prune gradually while fine-tuning for ``epochs`` epochs.
+
+    The schedule starts at step 0 (pruning to ``initial`` at once), updates every
+    ``frequency`` steps and reaches ``final`` after ``prune_epochs`` epochs (it may be a
+    fraction); the remaining epochs fine-tune with frozen masks. The model ends in the
+    best validation state among epochs that finished at the final sparsity.
+    """
+    train_loader, valid_loader = training_loaders(data, seed=seed)
+    steps_per_epoch = len(train_loader)
+    if not 0 < prune_epochs <= epochs:
+        raise ValueError(f"prune_epochs must be in (0, epochs={epochs}], got {prune_epochs}")
+    end_step = max(1, round(prune_epochs * steps_per_epoch))
+    set_seed(seed)
+    names = _names(model, include_embedding, names)
+    pruner = AGPPruner(
+        model,
+        final,
+        initial=initial,
+        start_step=0,
+        end_step=end_step,
+        frequency=frequency,
+        scope=scope,
+        criterion=criterion,
+        names=names,
+        scores_fn=scores_fn,
+        seed=seed,
+    )
+    pruner(model, 0)
+    extra_after = finetune_options.pop("after_step", None)
+
+    def after_step(model: nn.Module, step: int) -> None:
+        if extra_after is not None:
+            extra_after(model, step)
+        pruner(model, step)
+
+    history = finetune(
+        model,
+        data,
+        epochs=epochs,
+        lr=lr,
+        after_step=after_step,
+        best_from_epoch=math.ceil(end_step / steps_per_epoch),
+        seed=seed,
+        desc="AGP",
+        **finetune_options,
+    )
+    events = Table({"step": s, "target": t} for s, t in pruner.events)
+    reached = _pruned_sparsity(model, names)
+    accuracy = evaluate(model, valid_loader)["accuracy"]
+    return PruningRun("AGP", events, [history], reached, accuracy)
+
+
+__all__ = [
+    "AGPPruner",
+    "PruningRun",
+    "agp_pruning",
+    "agp_sparsity",
+    "iterative_pruning",
+    "iterative_sparsities",
+    "one_shot_pruning",
+]

@@ -1,0 +1,137 @@
+"""Chapter 2's AGP schedule widget: sliders for s_i, s_f, t0, n and Δt, and the plot.
+
+A pure function (:func:`agp_curve`, tested headless) plus a thin view
+(:func:`agp_schedule_widget`). Stable CSS classes for browser tests: ``agp-widget`` (the
+VBox), sliders ``agp-initial``, ``agp-final``, ``agp-start``, ``agp-updates``,
+``agp-frequency``, the HTML ``agp-summary`` (``11 pruning steps; sparsity reaches 90.0 %
+at step 500``) and the Image ``agp-plot``.
+"""
+
+from __future__ import annotations
+
+from ..pruning.schedules import agp_sparsity
+from .sparsity import _figure, _pct, _png
+
+
+def agp_curve(
+    *,
+    initial: float,
+    final: float,
+    start_step: int,
+    num_updates: int,
+    frequency: int,
+    total_steps: int | None = None,
+    exponent: float = 3.0,
+) -> tuple[list[int], list[float]]:
+    """Steps ``0..total_steps`` and the AGP target sparsity at each.
+
+    ``end_step = start_step + num_updates * frequency``; ``total_steps`` defaults to a
+    quarter beyond it.
+    """
+    if not isinstance(num_updates, int) or num_updates < 1:
+        raise ValueError(f"num_updates must be a positive int, got {num_updates!r}")
+    end_step = start_step + num_updates * frequency
+    if total_steps is None:
+        total_steps = end_step + max(1, (end_step - start_step) // 4)
+    steps = list(range(total_steps + 1))
+    values = [
+        agp_sparsity(
+            t,
+            initial=initial,
+            final=final,
+            start_step=start_step,
+            end_step=end_step,
+            frequency=frequency,
+            exponent=exponent,
+        )
+        for t in steps
+    ]
+    return steps, values
+
+
+class AGPScheduleWidget:
+    """Sliders for s_i, s_f, t0, n and Δt and the schedule they give (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        initial: float = 0.0,
+        final: float = 0.9,
+        start_step: int = 0,
+        num_updates: int = 10,
+        frequency: int = 50,
+    ):
+        import ipywidgets as w
+
+        style = {"description_width": "initial"}
+        self.initial = w.FloatSlider(
+            value=initial, min=0, max=0.95, step=0.05, description="s_i", style=style
+        )
+        self.final = w.FloatSlider(
+            value=final, min=0, max=0.99, step=0.01, description="s_f", style=style
+        )
+        self.start = w.IntSlider(
+            value=start_step, min=0, max=2000, step=10, description="t0", style=style
+        )
+        self.updates = w.IntSlider(value=num_updates, min=1, max=50, description="n", style=style)
+        self.frequency = w.IntSlider(
+            value=frequency, min=1, max=500, description="Δt (steps)", style=style
+        )
+        self.summary = w.HTML()
+        self.plot = w.Image(format="png")
+        self._figure = _figure((6, 3))
+        controls = (self.initial, self.final, self.start, self.updates, self.frequency)
+        for widget, css in zip(
+            controls,
+            ("agp-initial", "agp-final", "agp-start", "agp-updates", "agp-frequency"),
+            strict=True,
+        ):
+            widget.add_class(css)
+            widget.observe(self.update, names="value")
+        self.summary.add_class("agp-summary")
+        self.plot.add_class("agp-plot")
+        self.widget = w.VBox([w.HBox(controls[:2]), w.HBox(controls[2:]), self.summary, self.plot])
+        self.widget.add_class("agp-widget")
+        self.curve: tuple[list[int], list[float]] | None = None
+        self.update()
+
+    def update(self, change=None) -> None:
+        try:
+            steps, values = agp_curve(
+                initial=self.initial.value,
+                final=self.final.value,
+                start_step=self.start.value,
+                num_updates=self.updates.value,
+                frequency=self.frequency.value,
+            )
+        except ValueError as err:
+            self.summary.value = f"<span style='color:#b00'>{err}</span>"
+            return
+        end = self.start.value + self.updates.value * self.frequency.value
+        self.curve = (steps, values)
+        self.summary.value = (
+            f"{self.updates.value + 1} pruning steps; sparsity reaches "
+            f"<b>{_pct(self.final.value)}</b> at step {end}"
+        )
+        fig = self._figure
+        fig.clear()
+        ax = fig.subplots()
+        ax.plot(steps, [100 * v for v in values], color="tab:blue")
+        ax.axvline(self.start.value, color="grey", ls=":", lw=1)
+        ax.axvline(end, color="grey", ls=":", lw=1)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("target sparsity (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title("AGP schedule (Zhu & Gupta 2017)")
+        self.plot.value = _png(fig)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def agp_schedule_widget(**start_values) -> AGPScheduleWidget:
+    """Sliders for s_i, s_f, t0, n and Δt with the AGP schedule plotted."""
+    return AGPScheduleWidget(**start_values)
+
+
+__all__ = ["AGPScheduleWidget", "agp_curve", "agp_schedule_widget"]

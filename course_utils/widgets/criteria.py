@@ -1,0 +1,323 @@
+"""Chapter 3's widget: two pruning criteria side by side at one sparsity.
+
+A pure compute function (:func:`compare_two_criteria`, tested headless) and a thin
+ipywidgets view (:func:`criteria_widget`). Both criteria prune a private COPY of the
+model once (no fine-tuning): the widget shows what each criterion's ranking alone does
+to validation accuracy, how far the two masks keep the same weights (Jaccard index of
+the kept weights, per tensor and overall) and how much of each tensor each one prunes.
+Scores are computed once per criterion (magnitude and random here; gradient scores are
+passed in, since they need data and a loss) and every result is memoized.
+
+Stable CSS classes (``add_class``) for browser tests:
+
+=========================  ===============================================
+``criteria-widget``        the whole widget (a VBox)
+``criteria-a``             Dropdown, first criterion
+``criteria-b``             Dropdown, second criterion
+``criteria-sparsity``      FloatSlider, requested sparsity in [0.5, 0.99]
+``criteria-scope``         Dropdown ``layerwise`` / ``global`` / ``global_normalized``
+``criteria-accuracy``      HTML, one-shot validation accuracy of both
+``criteria-overlap``       HTML, overall Jaccard index and its chance level
+``criteria-table``         HTML table: per tensor, sparsity of A, of B, Jaccard
+``criteria-error``         HTML, empty unless the last update failed
+=========================  ===============================================
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..pruning.criteria import jaccard, jaccard_per_tensor
+from ..pruning.magnitude import magnitude_scores, random_scores
+from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
+from .sparsity import _accuracy, _batches
+
+
+@dataclass
+class CriteriaCache:
+    """What does not change between slider moves, built by :func:`criteria_cache`."""
+
+    source: nn.Module
+    work: nn.Module
+    dense: dict[str, torch.Tensor]
+    scores: dict[str, dict[str, torch.Tensor]]
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    dense_accuracy: float
+    pruned: dict[tuple, tuple[dict[str, torch.Tensor], float]] = field(default_factory=dict)
+
+    @property
+    def criteria(self) -> list[str]:
+        return list(self.scores)
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """Two criteria at one sparsity and scope (one-shot, no fine-tuning).
+
+    ``accuracy[c]``: validation accuracy of the pruned copy; ``per_tensor[c][name]``:
+    the sparsity criterion ``c`` gives each tensor; ``jaccard``: overlap of the kept
+    weights per tensor; ``overall_jaccard``: over all pruned tensors together;
+    ``chance_jaccard``: what two independent random masks keeping the same fraction
+    would give, d / (2 - d).
+    """
+
+    criteria: tuple[str, str]
+    sparsity: float
+    scope: str
+    accuracy: dict[str, float]
+    dense_accuracy: float
+    per_tensor: dict[str, dict[str, float]]
+    jaccard: dict[str, float]
+    overall_jaccard: float
+    chance_jaccard: float
+
+
+def criteria_cache(
+    model: nn.Module,
+    data,
+    *,
+    scores: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    max_examples: int | None = None,
+    seed: int = 0,
+) -> CriteriaCache:
+    """Copy ``model``, load the validation batches once and gather every criterion's scores.
+
+    Magnitude and random scores are computed here; ``scores`` adds others by name, e.g.
+    ``{"taylor": taylor_scores(model, loader), "movement": tracker.scores()}``. Each must
+    cover the recurrent and classifier weights (the embedding is not pruned here).
+    ``data`` is a Baseline (its validation split) or a validation loader.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    work = copy.deepcopy(model).eval()
+    names = list(prunable_parameters(work, include_embedding=False))
+    all_scores = {
+        "magnitude": magnitude_scores(work, names),
+        "random": random_scores(work, names, seed=seed),
+    }
+    for criterion, given in (scores or {}).items():
+        if not isinstance(given, Mapping):
+            raise TypeError(f"scores[{criterion!r}] must be a dict name -> tensor")
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise ValueError(f"scores[{criterion!r}] lacks tensors {missing}")
+        for n in names:
+            if given[n].shape != dict(work.named_parameters())[n].shape:
+                raise ValueError(f"scores[{criterion!r}][{n!r}] has the wrong shape")
+        all_scores[criterion] = {n: given[n].detach().float().cpu() for n in names}
+    batches = _batches(data, max_examples)
+    params = dict(work.named_parameters())
+    return CriteriaCache(
+        source=model,
+        work=work,
+        dense={n: params[n].detach().clone() for n in names},
+        scores=all_scores,
+        batches=batches,
+        dense_accuracy=_accuracy(work, batches),
+    )
+
+
+def _pruned(cache: CriteriaCache, criterion: str, sparsity: float, scope: str):
+    key = (criterion, round(sparsity, 6), scope)
+    if key not in cache.pruned:
+        masks = select(cache.scores[criterion], sparsity, scope)
+        params = dict(cache.work.named_parameters())
+        with torch.no_grad():
+            for name, dense in cache.dense.items():
+                mask = masks[name].to(dense.device)
+                torch.mul(dense, mask, out=params[name].data)
+        cache.pruned[key] = (masks, _accuracy(cache.work, cache.batches))
+    return cache.pruned[key]
+
+
+def compare_two_criteria(
+    model: nn.Module,
+    data,
+    criterion_a: str,
+    criterion_b: str,
+    sparsity: float,
+    scope: str = "layerwise",
+    cache: CriteriaCache | None = None,
+) -> SideBySide:
+    """Prune a copy of ``model`` with each criterion and compare; ``model`` is untouched.
+
+    Pass the same ``cache`` (from :func:`criteria_cache`) on every call: masks and
+    accuracies are memoized by ``(criterion, sparsity, scope)``.
+    """
+    sparsity = check_sparsity(sparsity)
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    if cache is None:
+        cache = criteria_cache(model, data)
+    elif cache.source is not model:
+        raise ValueError("cache was built for another model: call criteria_cache(model, data)")
+    for argument, criterion in (("criterion_a", criterion_a), ("criterion_b", criterion_b)):
+        if criterion not in cache.scores:
+            raise ValueError(
+                f"unknown {argument}={criterion!r}; this cache has scores for {cache.criteria}"
+            )
+    masks_a, accuracy_a = _pruned(cache, criterion_a, sparsity, scope)
+    masks_b, accuracy_b = _pruned(cache, criterion_b, sparsity, scope)
+    density = 1 - sparsity
+    return SideBySide(
+        criteria=(criterion_a, criterion_b),
+        sparsity=sparsity,
+        scope=scope,
+        accuracy={criterion_a: accuracy_a, criterion_b: accuracy_b},
+        dense_accuracy=cache.dense_accuracy,
+        per_tensor={
+            c: {n: 1 - float(m.float().mean()) for n, m in masks.items()}
+            for c, masks in ((criterion_a, masks_a), (criterion_b, masks_b))
+        },
+        jaccard=jaccard_per_tensor(masks_a, masks_b),
+        overall_jaccard=jaccard(masks_a, masks_b),
+        chance_jaccard=density / (2 - density),
+    )
+
+
+# --- the thin view -------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def side_by_side_html(view: SideBySide) -> str:
+    """The per-tensor table of ``view`` as HTML."""
+    a, b = view.criteria
+    head = f"<tr><th>tensor</th><th>sparsity {a}</th><th>sparsity {b}</th><th>Jaccard</th></tr>"
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{_pct(view.per_tensor[a][n])}</td>"
+        f"<td>{_pct(view.per_tensor[b][n])}</td><td>{view.jaccard[n]:.2f}</td></tr>"
+        for n in view.jaccard
+    )
+    return f"<table>{head}{rows}</table>"
+
+
+class CriteriaWidget:
+    """Two criteria side by side (see the module docstring for the CSS classes).
+
+    Attributes: ``criterion_a``, ``criterion_b``, ``sparsity``, ``scope`` (controls);
+    ``accuracy``, ``overlap``, ``table``, ``error`` (HTML); ``widget`` (the VBox shown);
+    ``view`` (the last :class:`SideBySide`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        *,
+        scores: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+        criteria: tuple[str, str] = ("magnitude", "taylor"),
+        sparsity: float = 0.9,
+        scope: str = "layerwise",
+        max_examples: int | None = None,
+        cache: CriteriaCache | None = None,
+    ):
+        import ipywidgets as w
+
+        self.model = model
+        if cache is None:
+            cache = criteria_cache(model, data, scores=scores, max_examples=max_examples)
+        elif cache.source is not model:
+            raise ValueError("cache was built for another model: call criteria_cache(model, data)")
+        self.cache = cache
+        options = self.cache.criteria
+        first, second = (c if c in options else options[0] for c in criteria)
+        self.criterion_a = w.Dropdown(options=options, value=first, description="criterion A")
+        self.criterion_b = w.Dropdown(options=options, value=second, description="criterion B")
+        self.sparsity = w.FloatSlider(
+            value=check_sparsity(sparsity),
+            min=0.5,
+            max=0.99,
+            step=0.01,
+            description="sparsity",
+            readout_format=".2f",
+            continuous_update=False,
+        )
+        self.scope = w.Dropdown(options=list(SCOPES), value=scope, description="scope")
+        self.accuracy, self.overlap, self.table, self.error = (w.HTML() for _ in range(4))
+        for widget, css in (
+            (self.criterion_a, "criteria-a"),
+            (self.criterion_b, "criteria-b"),
+            (self.sparsity, "criteria-sparsity"),
+            (self.scope, "criteria-scope"),
+            (self.accuracy, "criteria-accuracy"),
+            (self.overlap, "criteria-overlap"),
+            (self.table, "criteria-table"),
+            (self.error, "criteria-error"),
+        ):
+            widget.add_class(css)
+        for control in (self.criterion_a, self.criterion_b, self.sparsity, self.scope):
+            control.observe(self.update, names="value")
+        self.view: SideBySide | None = None
+        self.widget = w.VBox(
+            [
+                w.HBox([self.criterion_a, self.criterion_b]),
+                w.HBox([self.sparsity, self.scope]),
+                self.accuracy,
+                self.overlap,
+                self.table,
+                self.error,
+            ]
+        )
+        self.widget.add_class("criteria-widget")
+        self.update()
+
+    def update(self, change=None) -> None:
+        """Recompute for the current control values and refresh the labels and table."""
+        try:
+            view = compare_two_criteria(
+                self.model,
+                None,
+                self.criterion_a.value,
+                self.criterion_b.value,
+                self.sparsity.value,
+                self.scope.value,
+                cache=self.cache,
+            )
+            a, b = view.criteria
+            self.accuracy.value = (
+                f"validation accuracy after pruning (no fine-tuning): {a} "
+                f"<b>{_pct(view.accuracy[a])}</b>, {b} <b>{_pct(view.accuracy[b])}</b> "
+                f"(dense {_pct(view.dense_accuracy)})"
+            )
+            self.overlap.value = (
+                f"kept weights in common (Jaccard): <b>{view.overall_jaccard:.2f}</b>; "
+                f"two random masks would share {view.chance_jaccard:.2f}"
+            )
+            self.table.value = side_by_side_html(view)
+            self.view, self.error.value = view, ""
+        except Exception as err:  # shown in the widget, never lost in a callback
+            self.error.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def criteria_widget(model: nn.Module, data, **options) -> CriteriaWidget:
+    """Two criteria side by side at a chosen sparsity: accuracy, overlap, per-tensor sparsity.
+
+    ``data`` is a Baseline (its validation split) or a validation loader; ``options``:
+    ``scores`` (extra criteria, e.g. ``{"taylor": ...}``), ``criteria`` (the two shown
+    first), ``sparsity``, ``scope``, ``max_examples``, ``cache`` (a
+    :func:`criteria_cache` already built, to reuse its scores and results). ``model`` is
+    never modified.
+    """
+    return CriteriaWidget(model, data, **options)
+
+
+__all__ = [
+    "CriteriaCache",
+    "CriteriaWidget",
+    "SideBySide",
+    "compare_two_criteria",
+    "criteria_cache",
+    "criteria_widget",
+    "side_by_side_html",
+]

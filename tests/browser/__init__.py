@@ -1,0 +1,1 @@
+"""Browser tests: the slide decks in headless Chromium, JupyterLab driven by Playwright."""

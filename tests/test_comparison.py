@@ -1,0 +1,115 @@
+"""The equal-budget comparison of criteria, its summaries and its verdict."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from course_utils.baseline import BaselineConfig, get_baseline
+from course_utils.pruning.comparison import (
+    FineTuneBudget,
+    compare_criteria,
+    compare_medians,
+    describe_claim,
+    summarize,
+)
+
+# --- the comparison on a tiny real baseline ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_baseline(tmp_path_factory):
+    config = BaselineConfig(
+        max_len=16, hidden_size=4, embed_dim=4, epochs=1, max_vocab=300, batch_size=128
+    )
+    return get_baseline(config, seed=1, cache_dir=tmp_path_factory.mktemp("c"), progress=False)
+
+
+def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline):
+    before = copy.deepcopy(tiny_baseline.model.state_dict())
+    budget = FineTuneBudget(epochs=1, frequency=2)
+    result = compare_criteria(tiny_baseline, sparsities=(0.5, 0.9), budget=budget, progress=False)
+    rows = result.rows
+    assert [(r["criterion"], r["sparsity"]) for r in rows] == [
+        (c, s) for s in (0.5, 0.9) for c in ("magnitude", "random", "taylor", "movement", "snip")
+    ]
+    for r in rows:
+        assert r["epochs"] == (2 if r["criterion"] == "snip" else 1)  # baseline 1 + budget 1
+        assert 0 <= r["test_accuracy"] <= 1 and r["seed"] == 1
+        masks = result.masks[(r["criterion"], r["sparsity"], 1)]
+        assert {n: int((~m).sum()) for n, m in masks.items()} == {
+            n: round(r["sparsity"] * m.numel()) for n, m in masks.items()
+        }
+    for name, value in tiny_baseline.model.state_dict().items():
+        assert torch.equal(value, before[name]), name  # the baseline is untouched
+    text = budget.describe(tiny_baseline)
+    assert "SNIP" in text and "SNIP" not in budget.describe(tiny_baseline, snip=False)
+    assert "2 epoch(s)" in text and f"{len(tiny_baseline.loader('train'))} Adam steps" in text
+    with pytest.raises(ValueError, match="unknown criterion='obd'"):
+        compare_criteria(tiny_baseline, ["obd"], [0.5])
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        compare_criteria(tiny_baseline, ["magnitude"], [1.5])
+
+
+def test_budget_bad_input():
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        FineTuneBudget(epochs=0)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        FineTuneBudget(lr=0)
+    with pytest.raises(ValueError, match="ramp_end must be > warmup"):
+        FineTuneBudget(warmup=0.5, ramp_end=0.4)
+
+
+# --- summaries and the verdict -------------------------------------------------------------
+
+
+def rows_from(values):
+    return [
+        {"criterion": c, "sparsity": s, "seed": i, "test_accuracy": v}
+        for (c, s), vs in values.items()
+        for i, v in enumerate(vs)
+    ]
+
+
+def test_summaries_and_verdicts_follow_the_numbers():
+    rows = rows_from(
+        {
+            ("magnitude", 0.9): [0.90, 0.91, 0.92],
+            ("taylor", 0.9): [0.95, 0.96, 0.94],  # every seed above every magnitude seed
+            ("magnitude", 0.98): [0.60, 0.70, 0.80],
+            ("taylor", 0.98): [0.75, 0.65, 0.90],  # higher median, overlapping ranges
+            ("movement", 0.9): [0.50, 0.55, 0.52],
+            ("movement", 0.98): [0.85, 0.86, 0.84],
+        }
+    )
+    table = summarize(rows)
+    assert table[0] == {
+        "criterion": "magnitude",
+        "90 %": "91.0 (90.0-92.0)",
+        "98 %": "70.0 (60.0-80.0)",
+    }
+    verdicts = compare_medians(rows, "taylor")
+    assert [v["verdict"] for v in verdicts] == ["better", "no clear difference"]
+    assert verdicts[0]["difference"] == pytest.approx(0.04)
+    assert [v["verdict"] for v in compare_medians(rows, "movement")] == ["worse", "better"]
+    text = describe_claim(rows, ["taylor", "movement", "snip"])
+    assert "taylor beats magnitude at 1 of 2" in text and "movement vs magnitude: mixed" in text
+    assert "snip" not in text  # no rows, no sentence
+    one_seed = rows_from({("magnitude", 0.9): [0.90], ("taylor", 0.9): [0.905]})
+    assert compare_medians(one_seed, "taylor", margin=0.01)[0]["verdict"] == "no clear difference"
+    assert compare_medians(one_seed, "taylor")[0]["verdict"] == "better"
+    assert math.isclose(compare_medians(one_seed, "taylor")[0]["difference"], 0.005)
+
+
+def test_a_quick_budget_uses_the_first_training_batches(tiny_baseline):
+    budget = FineTuneBudget(train_batches=2, scratch_epochs=1)
+    train, valid = budget.data(tiny_baseline, seed=1)
+    assert len(train) == 2 and len(valid) == len(tiny_baseline.loader("valid"))
+    first = next(iter(tiny_baseline.loader("train", seed=1)))
+    assert all(torch.equal(a, b) for a, b in zip(train[0], first, strict=True))
+    assert "first 2 training batches" in budget.describe(tiny_baseline)
+    result = compare_criteria(tiny_baseline, ["movement", "snip"], [0.7], budget=budget)
+    assert [r["epochs"] for r in result.rows] == [1, 1]
+    with pytest.raises(ValueError, match="train_batches must be a positive int"):
+        FineTuneBudget(train_batches=0)

@@ -1,0 +1,215 @@
+"""Chapter 3's pipelines: gradual pruning by any criterion (movement), SNIP, Jaccard."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_utils.models import RNNClassifier
+from course_utils.pruning import agp_sparsity, get_masks, select_layerwise
+from course_utils.pruning.criteria import (
+    agp_steps,
+    gradual_pruning,
+    jaccard,
+    jaccard_per_tensor,
+    snip_pruning,
+)
+from course_utils.pruning.gradient import MovementScores, snip_scores
+from course_utils.text import make_loader
+
+# --- Jaccard ----------------------------------------------------------------------------
+
+
+def test_jaccard_by_hand():
+    a = torch.tensor([True, True, False, False])
+    b = torch.tensor([True, False, True, False])
+    assert jaccard(a, b) == pytest.approx(1 / 3)
+    assert jaccard(a, a) == 1.0
+    assert jaccard(a, ~a) == 0.0
+    none = torch.zeros(4, dtype=torch.bool)
+    assert jaccard(none, none) == 1.0
+    both = {"x": a, "y": torch.tensor([[True, True]])}
+    other = {"x": b, "y": torch.tensor([[True, False]])}
+    assert jaccard(both, other) == pytest.approx(2 / 5)  # kept together: 4 and 3, shared 2
+    assert jaccard_per_tensor(both, other) == {"x": pytest.approx(1 / 3), "y": 0.5}
+
+
+def test_jaccard_bad_input():
+    a = torch.ones(3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="differ in size"):
+        jaccard(a, torch.ones(4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="both be tensors or both be dicts"):
+        jaccard(a, {"a": a})
+    with pytest.raises(ValueError, match="same tensors"):
+        jaccard({"a": a}, {"b": a})
+    with pytest.raises(ValueError, match="share no tensor"):
+        jaccard_per_tensor({"a": a}, {"b": a})
+    with pytest.raises(TypeError, match="must be a tensor"):
+        jaccard([1, 0], [1, 0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(density=st.floats(0.1, 0.5), seed=st.integers(0, 1000))
+def test_independent_random_masks_overlap_by_about_d_over_2_minus_d(density, seed):
+    g = torch.Generator().manual_seed(seed)
+    n = 200_000
+    a = torch.rand(n, generator=g) < density
+    b = torch.rand(n, generator=g) < density
+    assert jaccard(a, b) == pytest.approx(density / (2 - density), rel=0.1)
+
+
+# --- the AGP window inside a run ---------------------------------------------------------
+
+
+def test_agp_steps():
+    assert agp_steps(93, warmup=0.1, ramp_end=0.7, frequency=5) == (9, 65)
+    assert agp_steps(10, warmup=0.0, ramp_end=0.01, frequency=1) == (0, 1)
+    assert agp_steps(8, warmup=0.95, ramp_end=1.0, frequency=1) == (7, 8)
+    with pytest.raises(ValueError, match="ramp_end must be > warmup"):
+        agp_steps(93, warmup=0.5, ramp_end=0.5, frequency=5)
+    with pytest.raises(ValueError, match="warmup must be a fraction"):
+        agp_steps(93, warmup=-0.1, ramp_end=0.5, frequency=5)
+    with pytest.raises(ValueError, match="frequency must be a positive int"):
+        agp_steps(93, warmup=0.1, ramp_end=0.5, frequency=0)
+
+
+# --- gradual pruning with each criterion ----------------------------------------------------
+
+
+@pytest.fixture
+def task(synthetic_data):
+    vocab, train, valid = synthetic_data
+    torch.manual_seed(0)
+    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
+    loaders = (make_loader(train, 16, shuffle=True), make_loader(valid, 64))
+    return model, loaders
+
+
+def zeros_stay_zero(model):
+    params = dict(model.named_parameters())
+    return all(bool((params[n][~m] == 0).all()) for n, m in get_masks(model).items())
+
+
+@pytest.mark.parametrize("criterion", ["magnitude", "random", "taylor", "movement"])
+@pytest.mark.parametrize("scope", ["layerwise", "global"])
+def test_gradual_pruning_reaches_the_target_exactly(task, criterion, scope):
+    model, loaders = task
+    run = gradual_pruning(
+        model,
+        loaders,
+        0.9,
+        criterion=criterion,
+        epochs=2,
+        frequency=2,
+        scope=scope,
+        progress=False,
+    )
+    masks = get_masks(model)
+    assert list(masks) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "classifier.weight"]
+    pruned = {n: int((~m).sum()) for n, m in masks.items()}
+    if scope == "layerwise":
+        assert pruned == {n: round(0.9 * m.numel()) for n, m in masks.items()}
+    else:
+        assert sum(pruned.values()) == round(0.9 * sum(m.numel() for m in masks.values()))
+    assert zeros_stay_zero(model)
+    assert run.sparsity == pytest.approx(
+        sum(pruned.values()) / sum(m.numel() for m in masks.values())
+    )
+    assert "embedding.weight" not in masks
+
+
+def test_gradual_pruning_follows_the_cubic_schedule(task):
+    model, loaders = task
+    steps = 3 * len(loaders[0])
+    start, end = agp_steps(steps, warmup=0.1, ramp_end=0.7, frequency=2)
+    run = gradual_pruning(
+        model, loaders, 0.8, criterion="taylor", epochs=3, frequency=2, progress=False
+    )
+    schedule = dict(initial=0.0, final=0.8, start_step=start, end_step=end, frequency=2)
+    assert [r["step"] for r in run.events] == sorted(r["step"] for r in run.events)
+    for row in run.events:
+        assert start < row["step"] <= end
+        assert row["target"] == pytest.approx(agp_sparsity(row["step"], **schedule))
+    assert run.events[-1]["target"] == pytest.approx(0.8)
+
+
+def test_movement_pruning_selects_by_movement_scores(task):
+    # one pruning step at the very last step: the masks must be the top-k of the scores
+    # accumulated until then (the tracker's final state)
+    model, loaders = task
+    tracker = MovementScores(model, ["rnn.weight_hh_l0", "classifier.weight"])
+    gradual_pruning(
+        model,
+        loaders,
+        0.75,
+        criterion="movement",
+        epochs=1,
+        warmup=0.95,
+        ramp_end=1.0,
+        frequency=1000,
+        names=tracker.names,
+        tracker=tracker,
+        progress=False,
+    )
+    want = select_layerwise(tracker.scores(), 0.75)
+    masks = get_masks(model)
+    for name in tracker.names:
+        assert torch.equal(masks[name], want[name]), name
+    # and movement differs from magnitude on the same run: a real gradient signal
+    params = dict(model.named_parameters())
+    assert tracker.steps == len(loaders[0])
+    assert not torch.equal(tracker.scores()["rnn.weight_hh_l0"], params["rnn.weight_hh_l0"].abs())
+
+
+def test_gradual_pruning_bad_input(task):
+    model, loaders = task
+    with pytest.raises(ValueError, match="unknown criterion='snip'"):
+        gradual_pruning(model, loaders, 0.9, criterion="snip")
+    with pytest.raises(ValueError, match="final must be in"):
+        gradual_pruning(model, loaders, 1.0)
+    with pytest.raises(TypeError, match="final must be a number"):
+        gradual_pruning(model, loaders, "0.9")
+    with pytest.raises(ValueError, match="unknown scope"):
+        gradual_pruning(model, loaders, 0.9, scope="per_row")
+    with pytest.raises(ValueError, match="tensor name 'rnn.weight_xx'"):
+        gradual_pruning(model, loaders, 0.9, names=["rnn.weight_xx"])
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        gradual_pruning(model, loaders, 0.9, epochs=0)
+    with pytest.raises(TypeError, match="tracker must be"):
+        gradual_pruning(model, loaders, 0.9, tracker=object())
+    assert not get_masks(model)  # nothing happened before the errors
+
+
+# --- SNIP --------------------------------------------------------------------------------
+
+
+def test_snip_pruning_prunes_at_init_by_one_batch_and_trains(task):
+    model, loaders = task
+    init = copy.deepcopy(model)
+    batch = next(iter(loaders[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fresh model: no warning
+        run = snip_pruning(model, loaders, 0.8, epochs=2, batch=batch, progress=False)
+    scores = snip_scores(init, batch, names=list(get_masks(model)))
+    want = select_layerwise(scores, 0.8)
+    for name, mask in get_masks(model).items():
+        assert torch.equal(mask, want[name]), name
+    assert zeros_stay_zero(model)
+    assert run.epochs == 2 and run.events[0]["target"] == 0.8
+    params = dict(model.named_parameters())
+    assert not torch.equal(
+        params["rnn.weight_hh_l0"], init.rnn.weight_hh_l0 * want["rnn.weight_hh_l0"]
+    )
+
+
+def test_snip_pruning_warns_on_a_trained_model(task):
+    model, loaders = task
+    with torch.no_grad():
+        model.rnn.weight_hh_l0[0, 0] = 3.0
+    with pytest.warns(UserWarning, match="looks trained"):
+        snip_pruning(model, loaders, 0.5, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        snip_pruning(model, loaders, -0.1, epochs=1)

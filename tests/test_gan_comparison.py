@@ -1,0 +1,139 @@
+"""Chapter 5's equal-size comparison: distillation, fine-tuning, rows and the verdict."""
+
+import copy
+
+import pytest
+import torch
+
+from course_utils.models import RNNClassifier
+from course_utils.pruning.gan import GALConfig
+from course_utils.pruning.gan_comparison import (
+    METHODS,
+    UnitBudget,
+    adversarial_verdict,
+    compare_unit_pruning,
+    distillation_loss,
+    finetune_pruned,
+    method_summary,
+    prune_to_units,
+)
+from course_utils.text import make_loader
+from course_utils.train import train_model
+
+
+class TinyBaseline:
+    """What the comparison needs from a Baseline, on the synthetic task."""
+
+    def __init__(self, model, datasets, seed=0):
+        self.model, self.datasets, self.seed = model, datasets, seed
+
+    def loader(self, split, batch_size=None, *, shuffle=None, seed=None):
+        shuffle = split == "train" if shuffle is None else shuffle
+        return make_loader(self.datasets[split], batch_size or 16, shuffle=shuffle, seed=seed or 0)
+
+    def copy_model(self):
+        return copy.deepcopy(self.model)
+
+
+@pytest.fixture
+def tiny_baseline(synthetic_data):
+    vocab, train, valid = synthetic_data
+    torch.manual_seed(0)
+    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
+    datasets = {"train": train, "valid": valid, "test": valid}
+    baseline = TinyBaseline(model, datasets)
+    train_model(
+        model, baseline.loader("train"), baseline.loader("valid"), epochs=6, lr=1e-2, progress=False
+    )
+    return baseline
+
+
+def test_distillation_loss_is_hintons_formula():
+    g = torch.Generator().manual_seed(0)
+    teacher = RNNClassifier(30, 3, embed_dim=4, hidden_size=5).eval()
+    student = RNNClassifier(30, 3, embed_dim=4, hidden_size=5)
+    tokens = torch.randint(1, 30, (4, 6), generator=g)
+    lengths, labels = torch.full((4,), 6), torch.tensor([0, 1, 2, 1])
+    with torch.no_grad():
+        t = teacher(tokens, lengths)
+    s = student(tokens, lengths)
+    T = 3.0
+    p_t, log_p_s = torch.softmax(t / T, 1), torch.log_softmax(s / T, 1)
+    kl = (p_t * (torch.log(p_t) - log_p_s)).sum(1).mean()
+    ce = torch.nn.functional.cross_entropy(s, labels)
+    batch = (tokens, lengths, labels)
+    assert torch.allclose(
+        distillation_loss(teacher, temperature=T, alpha=1.0)(student, batch), T**2 * kl, atol=1e-5
+    )
+    assert torch.allclose(distillation_loss(teacher, temperature=T, alpha=0.0)(student, batch), ce)
+    mixed = distillation_loss(teacher, temperature=T, alpha=0.25)(student, batch)
+    assert torch.allclose(mixed, 0.25 * T**2 * kl + 0.75 * ce, atol=1e-5)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        distillation_loss(teacher, temperature=0)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        distillation_loss(teacher, alpha=1.5)
+
+
+def test_finetune_pruned_keeps_the_start_when_fine_tuning_hurts(tiny_baseline):
+    model = tiny_baseline.copy_model()
+    start = copy.deepcopy(model.state_dict())
+    info = finetune_pruned(model, tiny_baseline, epochs=1, lr=50.0, seed=0)  # a wrecking lr
+    assert info["kept_epoch"] == 0 and info["valid_after"] == info["valid_before"]
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    gentle = finetune_pruned(
+        model, tiny_baseline, epochs=1, lr=1e-4, seed=0, teacher=tiny_baseline.model
+    )
+    assert gentle["valid_after"] >= gentle["valid_before"]
+
+
+def test_every_method_prunes_to_the_same_size_and_gets_a_row(tiny_baseline):
+    budget = UnitBudget(
+        units=3,
+        gal=GALConfig(epochs=1, lam=0.2),
+        gl_epochs=1,
+        ft_epochs=1,
+        taylor_batches=2,
+        train_batches=3,
+    )
+    for method in METHODS:
+        model, scores = prune_to_units(method, tiny_baseline, budget)
+        assert model.rnn.hidden_size == 3 and list(scores) == [(0, 0)], method
+    models = {}
+    rows = compare_unit_pruning(tiny_baseline, budget=budget, models=models, progress=False)
+    assert [r["criterion"] for r in rows] == list(METHODS)
+    assert set(models) == {(m, 0) for m in METHODS}
+    assert all(m.rnn.hidden_size == 3 and not m.training for m in models.values())
+    for r in rows:
+        assert r["units"] == 3 and r["sparsity"] == pytest.approx(5 / 8)
+        assert all(0 <= r[k] <= 1 for k in ("test_before", "test_accuracy", "valid_accuracy"))
+        assert r["valid_accuracy"] >= r["valid_before"]  # the start is kept if better
+    assert len(method_summary(rows)) == len(METHODS)
+    assert adversarial_verdict(rows)["verdict"] == "one seed"
+    with pytest.raises(ValueError, match="unknown method"):
+        prune_to_units("pagerank", tiny_baseline, budget)
+    with pytest.raises(ValueError, match="units must be a positive int"):
+        UnitBudget(units=0)
+    assert "first 3 batches" in budget.describe()
+
+
+def rows_for(gal, ablation):
+    return [
+        {"criterion": m, "sparsity": 0.75, "seed": s, "test_accuracy": v}
+        for m, values in (("gal", gal), ("gal_no_adv", ablation))
+        for s, v in enumerate(values)
+    ]
+
+
+def test_the_verdict_follows_the_numbers():
+    better = adversarial_verdict(rows_for([0.95, 0.96, 0.94], [0.90, 0.91, 0.92]))
+    assert better["verdict"] == "better" and better["sentence"].startswith(
+        "Does the adversarial term help? yes"
+    )
+    assert better["median_difference"] == pytest.approx(0.04)
+    assert better["paired_differences"] == pytest.approx([0.05, 0.05, 0.02])
+    overlap = adversarial_verdict(rows_for([0.95, 0.92, 0.94], [0.93, 0.91, 0.96]))
+    assert overlap["verdict"] == "no clear difference" and "not measurably" in overlap["sentence"]
+    worse = adversarial_verdict(rows_for([0.90, 0.91, 0.89], [0.95, 0.94, 0.93]))
+    assert worse["verdict"] == "worse" and "no: GAL is worse" in worse["sentence"]
+    with pytest.raises(ValueError, match="need both"):
+        adversarial_verdict(rows_for([0.9], [])[:1])

@@ -1,0 +1,110 @@
+"""``make student``: classroom copies, the solutions folder, and self-paced copies.
+
+tests/test_notebooks.py checks the stubs themselves; here: what self-paced learners get.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from course_utils.notebook_tools import (
+    SOLUTION_TAG,
+    TOGGLE_SUMMARY,
+    TOGGLE_TAG,
+    cell_source,
+    main,
+    make_student_notebook,
+    read_notebook,
+    solution_toggle_cell,
+    write_solutions,
+    write_student_copies,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def toggle_code(cell: dict) -> str:
+    """The python code inside a "Show a solution" cell."""
+    match = re.search(r"(`{3,})python\n(.*)\n\1\n", cell_source(cell), re.DOTALL)
+    assert match, cell_source(cell)
+    return match.group(2)
+
+
+def is_toggle(cell: dict) -> bool:
+    return TOGGLE_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_self_paced_copy_has_a_collapsed_solution_after_each_exercise(path):
+    original = read_notebook(path)
+    references = [
+        cell_source(c) for c in original["cells"] if SOLUTION_TAG in c["metadata"].get("tags", [])
+    ]
+    assert references, "the chapter has no exercise"
+    self_paced = make_student_notebook(original, inline_solutions=True)
+    cells = self_paced["cells"]
+    toggles = [i for i, c in enumerate(cells) if is_toggle(c)]
+    assert len(toggles) == len(references)
+    for i, reference in zip(toggles, references, strict=True):
+        assert "raise NotImplementedError" in cell_source(cells[i - 1]), "toggle not after stub"
+        text = cell_source(cells[i])
+        assert text.startswith("<details>\n<summary>") and "<details open" not in text
+        assert TOGGLE_SUMMARY in text
+        assert toggle_code(cells[i]) == reference.rstrip()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_self_paced_copy_is_the_classroom_copy_plus_toggles(path):
+    original = read_notebook(path)
+    classroom = make_student_notebook(original)
+    self_paced = make_student_notebook(original, inline_solutions=True)
+    assert [c for c in self_paced["cells"] if not is_toggle(c)] == classroom["cells"]
+    assert not any(is_toggle(c) for c in classroom["cells"])
+    ids = [c["id"] for c in self_paced["cells"] if "id" in c]
+    assert len(ids) == len(set(ids)), "cell ids must stay unique"
+
+
+def test_toggle_survives_code_that_contains_a_fence():
+    source = 'def f():\n    return """```python\nx\n```"""\n'
+    assert toggle_code(solution_toggle_cell(source)) == source.rstrip()
+
+
+def test_solutions_folder_holds_the_full_committed_notebooks(tmp_path):
+    written = write_solutions(ROOT / "notebooks", tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    for path in NOTEBOOKS:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+def test_make_student_writes_classroom_solutions_and_self_paced(tmp_path, capsys):
+    student, solutions, self_paced = tmp_path / "s", tmp_path / "s" / "sol", tmp_path / "sp"
+    args = ["student", str(ROOT / "notebooks"), str(student)]
+    assert main([*args, "--solutions", str(solutions), "--self-paced", str(self_paced)]) == 0
+    names = [p.name for p in NOTEBOOKS]
+    assert sorted(p.name for p in student.glob("*.ipynb")) == names
+    assert sorted(p.name for p in solutions.glob("*.ipynb")) == names
+    for name in names:
+        assert not any(is_toggle(c) for c in read_notebook(student / name)["cells"])
+        assert any(is_toggle(c) for c in read_notebook(self_paced / name)["cells"])
+    assert str(solutions / names[0]) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra", [["--answers", "x"], ["--solutions"]])
+def test_make_student_rejects_unknown_options(tmp_path, extra):
+    assert main(["student", str(ROOT / "notebooks"), str(tmp_path), *extra]) == 2
+
+
+def test_classroom_copies_keep_no_reference_answer(tmp_path):
+    for path in write_student_copies(ROOT / "notebooks", tmp_path):
+        text = path.read_text(encoding="utf-8")
+        for cell in read_notebook(path)["cells"]:
+            assert SOLUTION_TAG not in cell["metadata"].get("tags", [])
+        original = read_notebook(ROOT / "notebooks" / path.name)
+        for cell in original["cells"]:
+            if SOLUTION_TAG in cell["metadata"].get("tags", []):
+                body = cell_source(cell).splitlines()[-1].strip()
+                assert body not in text, f"{path.name} still holds {body!r}"

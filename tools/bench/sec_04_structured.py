@@ -1,0 +1,206 @@
+"""Chapter 4: group lasso, then removing hidden units: accuracy, CPU speed-up, size.
+
+Recipe (the notebook's): Adam with the ISS group-lasso penalty in the loss for a few
+epochs, keep the hidden units with the largest group norms, remove the rest
+(``remove_hidden_units``), fine-tune. Control: the same removal and fine-tuning straight
+from the baseline. Reference: an LSTM of the small size trained from scratch. Latency of
+the dense, 90 %-unstructured (masked dense) and shrunk models is measured in this run,
+interleaved over rounds, one thread.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from common import md_table, median_spread, pct, seeds
+
+from course_utils import get_baseline
+from course_utils.measure import count_parameters, measure_latency, num_threads, size_on_disk
+from course_utils.pruning import (
+    hidden_unit_groups,
+    prune,
+    remove_hidden_units,
+    select_units_by_norm,
+    train_group_lasso,
+)
+from course_utils.train import evaluate, set_seed, train_model
+
+UNITS = 32  # of 128: 25 %
+LAMBDA = 0.05
+TARGETS = {"max_drop_points": 2.0, "speedup_b64": 3.0, "speedup_b1": 1.5}
+
+
+def settings(mode: str) -> dict:
+    if mode == "full":
+        return {"gl_epochs": 3, "ft_epochs": 5, "rounds": 3, "repeats": 20}
+    return {"gl_epochs": 1, "ft_epochs": 2, "rounds": 2, "repeats": 10}
+
+
+def fine_tune(model, baseline, epochs: int, seed: int) -> float:
+    set_seed(seed)
+    train_model(
+        model,
+        baseline.loader("train", seed=seed),
+        baseline.loader("valid"),
+        epochs=epochs,
+        lr=1e-3,
+        desc="fine-tune",
+    )
+    model.eval()
+    return evaluate(model, baseline.loader("test"))["accuracy"]
+
+
+def one_seed(seed: int, cfg: dict) -> tuple[dict, dict]:
+    b = get_baseline(seed=seed)
+    dense = b.model.eval()
+    test = b.loader("test")
+    out = {"dense": evaluate(dense, test)["accuracy"]}
+
+    model = b.copy_model()
+    record = train_group_lasso(
+        model, hidden_unit_groups(model), b, lam=LAMBDA, epochs=cfg["gl_epochs"], seed=seed
+    )
+    model.eval()
+    out["group_lasso_all_units"] = evaluate(model, test)["accuracy"]
+    shrunk = remove_hidden_units(model, select_units_by_norm(model, UNITS))
+    out["shrunk_before_ft"] = evaluate(shrunk, test)["accuracy"]
+    out["shrunk"] = fine_tune(shrunk, b, cfg["ft_epochs"], seed)
+    out["group_lasso_valid_accuracy"] = record["valid_accuracy"]
+
+    control = remove_hidden_units(dense, select_units_by_norm(dense, UNITS))
+    out["control_before_ft"] = evaluate(control, test)["accuracy"]
+    out["control"] = fine_tune(control, b, cfg["ft_epochs"], seed)
+
+    small = get_baseline(seed=seed, hidden_size=UNITS)  # trained once, then cached
+    out["small_from_scratch"] = small.metrics["test_accuracy"]
+    return out, {"dense": dense, "shrunk": shrunk, "max_len": b.config.max_len, "baseline": b}
+
+
+def latencies(models: dict, seq_len: int, cfg: dict) -> dict:
+    """Median over rounds of each model's median latency; rounds interleave the models."""
+    runs = {name: {1: [], 64: []} for name in models}
+    for _ in range(cfg["rounds"]):
+        for bs in (1, 64):  # batch-size major: each batch size is timed for all models in a row
+            for name, model in models.items():
+                lat = measure_latency(model, batch_size=bs, seq_len=seq_len, repeats=cfg["repeats"])
+                runs[name][bs].append(lat.median_ms)
+    return {name: {bs: statistics.median(v) for bs, v in r.items()} for name, r in runs.items()}
+
+
+def bytes_without_embedding(model) -> dict:
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")}
+    return size_on_disk(state)
+
+
+def run(mode: str) -> dict:
+    cfg = settings(mode)
+    with num_threads(1):
+        per_seed, models = {}, None
+        for seed in seeds(mode):
+            per_seed[seed], found = one_seed(seed, cfg)
+            models = models or found
+        b = models["baseline"]
+        sparse = b.copy_model()
+        prune(sparse, 0.9)
+        timed = {"dense": models["dense"], "90 % unstructured": sparse, "shrunk": models["shrunk"]}
+        latency = latencies(timed, models["max_len"], cfg)
+    drops = [100 * (r["dense"] - r["shrunk"]) for r in per_seed.values()]
+    control_drops = [100 * (r["dense"] - r["control"]) for r in per_seed.values()]
+    speedup = {
+        name: {bs: latency["dense"][bs] / latency[name][bs] for bs in (1, 64)} for name in timed
+    }
+    sizes = {
+        name: {
+            "file": size_on_disk(m),
+            "without_embedding": bytes_without_embedding(m),
+            "params_without_embedding": count_parameters(m)["total_without_embedding"],
+        }
+        for name, m in timed.items()
+    }
+    results = {
+        "recipe": {"lambda": LAMBDA, "units": UNITS, **cfg},
+        "per_seed": per_seed,
+        "dense": median_spread([r["dense"] for r in per_seed.values()]),
+        "shrunk": median_spread([r["shrunk"] for r in per_seed.values()]),
+        "control": median_spread([r["control"] for r in per_seed.values()]),
+        "small_from_scratch": median_spread([r["small_from_scratch"] for r in per_seed.values()]),
+        "drop_points": median_spread(drops),
+        "control_drop_points": median_spread(control_drops),
+        "latency_ms": latency,
+        "speedup": speedup,
+        "sizes": sizes,
+        "targets": TARGETS,
+        "targets_met": {
+            "accuracy": statistics.median(drops) <= TARGETS["max_drop_points"],
+            "speedup_b64": speedup["shrunk"][64] >= TARGETS["speedup_b64"],
+            "speedup_b1": speedup["shrunk"][1] >= TARGETS["speedup_b1"],
+        },
+    }
+    return {"results": results, "markdown": markdown(results, mode)}
+
+
+def markdown(results: dict, mode: str) -> str:
+    r, lat, sp, sz = results, results["latency_ms"], results["speedup"], results["sizes"]
+    drop, cdrop = r["drop_points"], r["control_drop_points"]
+    seeds_used = ", ".join(str(s) for s in r["per_seed"])
+    accuracy = md_table(
+        ["model", "hidden units", "test accuracy (median, min-max)", "drop vs dense (points)"],
+        [
+            ["dense baseline", 128, pct(r["dense"]), ""],
+            [
+                f"group lasso (λ={LAMBDA}) + remove + fine-tune",
+                UNITS,
+                pct(r["shrunk"]),
+                f"{drop['median']:.1f} ({drop['min']:.1f} to {drop['max']:.1f})",
+            ],
+            [
+                "control: remove by norm + fine-tune",
+                UNITS,
+                pct(r["control"]),
+                f"{cdrop['median']:.1f} ({cdrop['min']:.1f} to {cdrop['max']:.1f})",
+            ],
+            [f"LSTM-{UNITS} trained from scratch", UNITS, pct(r["small_from_scratch"]), ""],
+        ],
+    )
+    speed = md_table(
+        [
+            "model (seed 0)",
+            "batch 1 (ms)",
+            "speed-up",
+            "batch 64 (ms)",
+            "speed-up",
+            "file (MB)",
+            "without embedding (KB)",
+        ],
+        [
+            [
+                name,
+                f"{lat[name][1]:.2f}",
+                f"{sp[name][1]:.1f}x",
+                f"{lat[name][64]:.1f}",
+                f"{sp[name][64]:.1f}x",
+                f"{sz[name]['file']['raw_bytes'] / 1e6:.2f}",
+                f"{sz[name]['without_embedding']['raw_bytes'] / 1e3:.0f}",
+            ]
+            for name in lat
+        ],
+    )
+    met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
+    return "\n".join(
+        [
+            "## Chapter 4: group lasso and physically smaller LSTMs",
+            "",
+            accuracy,
+            "",
+            speed,
+            "",
+            f"Seeds {seeds_used} ({mode} mode: {r['recipe']['gl_epochs']} group-lasso epochs, "
+            f"{r['recipe']['ft_epochs']} fine-tuning epochs). Latency: one thread, "
+            f"{r['recipe']['rounds']} interleaved rounds of {r['recipe']['repeats']} runs, "
+            "full-length inputs. Targets: within "
+            f"{TARGETS['max_drop_points']:.0f} points with {UNITS}/128 units "
+            f"({met['accuracy']}); speed-up >= {TARGETS['speedup_b64']:.0f}x at batch 64 "
+            f"({met['speedup_b64']}) and >= {TARGETS['speedup_b1']}x at batch 1 "
+            f"({met['speedup_b1']}).",
+        ]
+    )

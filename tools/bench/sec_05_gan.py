@@ -1,0 +1,200 @@
+"""Chapter 5: GAN-guided pruning (GAL) at equal hidden size, against every other method.
+
+Recipe (``UnitBudget()`` and ``GALConfig()`` defaults; chapter 5's notebook runs the same
+with one GAL epoch and one fine-tuning epoch fewer, to fit its time budget): each baseline seed
+is pruned to 32 of its 128 hidden units by GAL, by GAL without the discriminator (the
+ablation: distillation + L1 masks), by group lasso (chapter 4), by structured magnitude
+(ISS group norms) and by structured Taylor (chapter 3); every pruned model then gets the
+same distillation fine-tuning (keeping the state before it when that is better on
+validation). Each seed is compared with its own dense model. Latency of the dense and
+the GAL-pruned model (seed 0) is measured in this run, interleaved over rounds, one
+thread, full-length inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+from common import md_table, median_spread, pct, seeds
+
+from course_utils import get_baseline
+from course_utils.measure import count_parameters, measure_latency, num_threads, size_on_disk
+from course_utils.pruning.gan import GALConfig
+from course_utils.pruning.gan_comparison import (
+    METHOD_NAMES,
+    UnitBudget,
+    adversarial_verdict,
+    compare_unit_pruning,
+)
+
+UNITS = 32  # of 128: 25 %
+TARGETS = {"max_drop_points": 2.0, "speedup_b64": 3.0}
+
+
+def settings(mode: str) -> dict:
+    if mode == "full":
+        return {"budget": UnitBudget(units=UNITS), "rounds": 3, "repeats": 20}
+    quick = UnitBudget(
+        units=UNITS,
+        gal=dataclasses.replace(GALConfig(), epochs=2),
+        gl_epochs=1,
+        ft_epochs=1,
+        train_batches=30,
+    )
+    return {"budget": quick, "rounds": 2, "repeats": 10}
+
+
+def latencies(models: dict, seq_len: int, rounds: int, repeats: int) -> dict:
+    """Median over rounds of each model's median latency; rounds interleave the models."""
+    runs = {name: {1: [], 64: []} for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            for bs in (1, 64):
+                lat = measure_latency(model, batch_size=bs, seq_len=seq_len, repeats=repeats)
+                runs[name][bs].append(lat.median_ms)
+    return {name: {bs: statistics.median(v) for bs, v in r.items()} for name, r in runs.items()}
+
+
+def bytes_without_embedding(model) -> dict:
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")}
+    return size_on_disk(state)
+
+
+def run(mode: str) -> dict:
+    cfg = settings(mode)
+    budget = cfg["budget"]
+    with num_threads(1):
+        baselines = [get_baseline(seed=s) for s in seeds(mode)]
+        models: dict = {}
+        rows = compare_unit_pruning(baselines, budget=budget, models=models, progress=False)
+        first = baselines[0]
+        timed = {"dense": first.model.eval(), f"GAL, {UNITS} units": models[("gal", first.seed)]}
+        latency = latencies(timed, first.config.max_len, cfg["rounds"], cfg["repeats"])
+    methods = list(dict.fromkeys(r["criterion"] for r in rows))
+    per_method = {}
+    for method in methods:
+        mine = [r for r in rows if r["criterion"] == method]
+        per_method[method] = {
+            "test_before": median_spread([r["test_before"] for r in mine]),
+            "test": median_spread([r["test_accuracy"] for r in mine]),
+            "drop_points": median_spread(
+                [100 * (r["dense_test"] - r["test_accuracy"]) for r in mine]
+            ),
+            "kept_epochs": [r["kept_epoch"] for r in mine],
+        }
+    verdict = adversarial_verdict(rows)
+    verdict_before = adversarial_verdict(rows, "test_before")
+    speedup = {
+        name: {bs: latency["dense"][bs] / latency[name][bs] for bs in (1, 64)} for name in timed
+    }
+    sizes = {
+        name: {
+            "file": size_on_disk(m),
+            "without_embedding": bytes_without_embedding(m),
+            "params_without_embedding": count_parameters(m)["total_without_embedding"],
+        }
+        for name, m in timed.items()
+    }
+    gal_name = f"GAL, {UNITS} units"
+    results = {
+        "recipe": {
+            "units": UNITS,
+            "budget": budget.describe(),
+            "gal": dataclasses.asdict(budget.gal),
+            "rounds": cfg["rounds"],
+            "repeats": cfg["repeats"],
+        },
+        "rows": [dict(r) for r in rows],
+        "dense": median_spread([r["dense_test"] for r in rows if r["criterion"] == methods[0]]),
+        "methods": per_method,
+        "adversarial": {k: v for k, v in verdict.items() if k != "sentence"},
+        "adversarial_before_ft": {k: v for k, v in verdict_before.items() if k != "sentence"},
+        "verdict": verdict["sentence"],
+        "verdict_before_ft": verdict_before["sentence"],
+        "latency_ms": latency,
+        "speedup": speedup,
+        "sizes": sizes,
+        "targets": TARGETS,
+        "targets_met": {
+            "accuracy": per_method["gal"]["drop_points"]["median"] <= TARGETS["max_drop_points"],
+            "not_worse_than_ablation": verdict["verdict"] != "worse",
+            "speedup_b64": speedup[gal_name][64] >= TARGETS["speedup_b64"],
+        },
+    }
+    return {"results": results, "markdown": markdown(results, mode)}
+
+
+def markdown(results: dict, mode: str) -> str:
+    r, lat, sp, sz = results, results["latency_ms"], results["speedup"], results["sizes"]
+    seeds_used = ", ".join(str(s) for s in dict.fromkeys(row["seed"] for row in r["rows"]))
+
+    def drop(summary: dict) -> str:
+        if len(summary["values"]) == 1:
+            return f"{summary['median']:.1f}"
+        return f"{summary['median']:.1f} ({summary['min']:.1f} to {summary['max']:.1f})"
+
+    accuracy = md_table(
+        [
+            "method",
+            "hidden units",
+            "test before fine-tuning",
+            "test after",
+            "drop vs own dense (points)",
+        ],
+        [["dense baseline", 128, pct(r["dense"]), pct(r["dense"]), ""]]
+        + [
+            [
+                METHOD_NAMES[m],
+                UNITS,
+                pct(v["test_before"]),
+                pct(v["test"]),
+                drop(v["drop_points"]),
+            ]
+            for m, v in r["methods"].items()
+        ],
+    )
+    speed = md_table(
+        [
+            "model (seed 0)",
+            "batch 1 (ms)",
+            "speed-up",
+            "batch 64 (ms)",
+            "speed-up",
+            "file (MB)",
+            "without embedding (KB)",
+        ],
+        [
+            [
+                name,
+                f"{lat[name][1]:.2f}",
+                f"{sp[name][1]:.1f}x",
+                f"{lat[name][64]:.1f}",
+                f"{sp[name][64]:.1f}x",
+                f"{sz[name]['file']['raw_bytes'] / 1e6:.2f}",
+                f"{sz[name]['without_embedding']['raw_bytes'] / 1e3:.0f}",
+            ]
+            for name in lat
+        ],
+    )
+    met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
+    return "\n".join(
+        [
+            "## Chapter 5: GAN-guided pruning (GAL) at equal hidden size",
+            "",
+            accuracy,
+            "",
+            f"After fine-tuning: {r['verdict']}",
+            "",
+            f"Before fine-tuning: {r['verdict_before_ft']}",
+            "",
+            speed,
+            "",
+            f"Seeds {seeds_used} ({mode} mode). {r['recipe']['budget']} Latency: one thread, "
+            f"{r['recipe']['rounds']} interleaved rounds of {r['recipe']['repeats']} runs, "
+            f"full-length inputs. Targets: GAL within {TARGETS['max_drop_points']:.0f} points "
+            f"of dense with {UNITS}/128 units, median over seeds ({met['accuracy']}); not "
+            f"worse than the ablation beyond the seed spread ({met['not_worse_than_ablation']}); "
+            f"speed-up >= {TARGETS['speedup_b64']:.0f}x at batch 64 ({met['speedup_b64']}).",
+        ]
+    )
