@@ -59,7 +59,8 @@ lab: setup
 warm: setup
 	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute \
 	  --ExecutePreprocessor.timeout=1200 --output-dir build/warm notebooks/01_baseline_rnn.ipynb
-	@echo "Chapter 1 ran; the baseline is cached in $(COURSE_CACHE)."
+	COURSE_PROGRESS=0 $(PY) -c "from course_utils import zoo; zoo.lineup_models()"
+	@echo "Chapter 1 ran; the baseline and chapter 6's pruned models are cached in $(COURSE_CACHE)."
 
 lint: setup-dev
 	$(BIN)/ruff check course_utils tests notebooks tools

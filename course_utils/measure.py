@@ -11,7 +11,7 @@ import gzip
 import io
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -207,3 +207,36 @@ def measure_latency(
     model.train(was_training)
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     return Latency(statistics.median(times), q[0], q[2], batch_size, seq_len, threads, repeats)
+
+
+def compare_latency(
+    models: Mapping[str, nn.Module],
+    *,
+    seq_len: int = 256,
+    batch_sizes: Sequence[int] = (1, 64),
+    rounds: int = 3,
+    repeats: int = 30,
+    threads: int = 1,
+) -> dict[str, dict[int, float]]:
+    """Median latency (ms) of each model per batch size, measured in the same run.
+
+    Each round times every batch size for every model in turn, so that a change in
+    machine load hits all models alike; the result is the median over ``rounds`` of
+    each :func:`measure_latency` median. Use it for speed-up ratios.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    runs = {name: {bs: [] for bs in batch_sizes} for name in models}
+    for _ in range(rounds):
+        for bs in batch_sizes:
+            for name, model in models.items():
+                lat = measure_latency(
+                    model, batch_size=bs, seq_len=seq_len, repeats=repeats, threads=threads
+                )
+                runs[name][bs].append(lat.median_ms)
+    return {n: {bs: statistics.median(v) for bs, v in r.items()} for n, r in runs.items()}
+
+
+def state_without_embedding(model: nn.Module) -> dict:
+    """The state_dict minus the embedding: what the recurrent part and classifier weigh."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")}

@@ -22,8 +22,8 @@ from ..train import evaluate
 from .criteria import (
     ALL_CRITERIA,
     _check_criterion,
-    _first_batch,
     agp_steps,
+    first_batch,
     gradual_pruning,
     snip_pruning,
 )
@@ -186,7 +186,7 @@ def compare_criteria(
                         lr=budget.snip_lr(baseline),
                         scope=scope,
                         include_embedding=include_embedding,
-                        batch=_first_batch(baseline, budget.snip_batch_size, seed),
+                        batch=first_batch(baseline, budget.snip_batch_size, seed),
                         seed=seed,
                         progress=progress,
                     )

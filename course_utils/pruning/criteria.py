@@ -26,7 +26,7 @@ from ..train import evaluate, set_seed
 from .finetune import finetune, training_loaders
 from .gradient import MovementScores, RunningTaylorScores, snip_scores
 from .magnitude import prune
-from .masks import SCOPES, _check_names, check_sparsity, prunable_parameters
+from .masks import SCOPES, check_names, check_sparsity, prunable_parameters
 from .schedules import AGPPruner, PruningRun
 
 GRADUAL_CRITERIA = ("magnitude", "random", "taylor", "movement")
@@ -103,7 +103,7 @@ def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | Non
         return list(prunable_parameters(model, include_embedding=include_embedding))
     if isinstance(names, str) or not names:
         raise ValueError(f"names must be a non-empty list of weight names, got {names!r}")
-    _check_names(model, names)
+    check_names(model, names)
     return list(names)
 
 
@@ -218,7 +218,12 @@ def gradual_pruning(
 # --- SNIP: prune at initialization, then train ------------------------------------------------
 
 
-def _first_batch(data, batch_size: int, seed: int) -> tuple:
+def first_batch(data, batch_size: int, seed: int) -> tuple:
+    """The first training batch ``(tokens, lengths, labels)`` of a seeded loader.
+
+    ``data`` is a ``Baseline`` (its own loader, ``batch_size`` articles) or anything
+    ``training_loaders`` accepts. SNIP scores the initialization on this one batch.
+    """
     if hasattr(data, "loader") and hasattr(data, "datasets"):
         return next(iter(data.loader("train", batch_size=batch_size, seed=seed)))
     train_loader, _ = training_loaders(data, seed=seed)
@@ -255,7 +260,7 @@ def snip_pruning(
     names = _names(model, include_embedding, names)
     set_seed(seed)
     if batch is None:
-        batch = _first_batch(data, batch_size, seed)
+        batch = first_batch(data, batch_size, seed)
     scores = snip_scores(model, batch, names=names)
     prune(model, sparsity, scores=scores, scope=scope, names=names)
     _, valid_loader = training_loaders(data, seed=seed)
@@ -279,6 +284,7 @@ def snip_pruning(
 __all__ = [
     "ALL_CRITERIA",
     "GRADUAL_CRITERIA",
+    "first_batch",
     "agp_steps",
     "gradual_pruning",
     "jaccard",

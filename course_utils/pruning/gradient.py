@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .masks import _check_names, prunable_parameters
+from .masks import check_names, prunable_parameters
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -47,7 +47,7 @@ def _params(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Param
         return prunable_parameters(model)
     if not names:
         raise ValueError("names is empty: no tensors to score")
-    params = _check_names(model, names)
+    params = check_names(model, names)
     return {n: params[n] for n in names}
 
 

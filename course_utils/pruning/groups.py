@@ -241,7 +241,7 @@ def _slice_elements(s: Slice, shapes: dict[str, tuple[int, ...]]) -> torch.Tenso
 # --- the groups of an RNN classifier ---------------------------------------------------------
 
 
-def _split_model(model: nn.Module) -> tuple[nn.Module, str, str | None, nn.Module | None]:
+def split_model(model: nn.Module) -> tuple[nn.Module, str, str | None, nn.Module | None]:
     """(rnn module, parameter prefix, consumer weight name or None, embedding or None)."""
     if isinstance(model, nn.RNNBase):
         rnn, prefix, consumer, embedding = model, "", None, None
@@ -280,7 +280,7 @@ def hidden_unit_groups(model: nn.Module) -> GroupSet:
 
     Groups are ordered by layer, direction, unit.
     """
-    rnn, prefix, consumer, _ = _split_model(model)
+    rnn, prefix, consumer, _ = split_model(model)
     params = dict(model.named_parameters())
     hidden, layers = rnn.hidden_size, rnn.num_layers
     directions = 2 if rnn.bidirectional else 1
@@ -311,7 +311,7 @@ def hidden_unit_groups(model: nn.Module) -> GroupSet:
 def embedding_dim_groups(model: nn.Module) -> GroupSet:
     """One group per embedding dimension ``j``: column ``j`` of ``embedding.weight`` and
     column ``j`` of ``rnn.weight_ih_l0`` (and ``rnn.weight_ih_l0_reverse``)."""
-    rnn, prefix, _, embedding = _split_model(model)
+    rnn, prefix, _, embedding = split_model(model)
     if not isinstance(embedding, nn.Embedding):
         raise TypeError(f"model must have an nn.Embedding .embedding, got {type(model).__name__}")
     params = dict(model.named_parameters())

@@ -15,7 +15,7 @@ from torch import nn
 
 from .masks import (
     SCOPES,
-    _check_names,
+    check_names,
     check_sparsity,
     get_masks,
     prunable_parameters,
@@ -26,7 +26,7 @@ from .masks import (
 
 def magnitude_scores(model: nn.Module, names: list[str] | None = None) -> dict[str, torch.Tensor]:
     """|w| for each named weight (default: every prunable weight)."""
-    params = _check_names(model, names) if names is not None else prunable_parameters(model)
+    params = check_names(model, names) if names is not None else prunable_parameters(model)
     return {n: params[n].detach().abs().clone() for n in (names or params)}
 
 
@@ -34,7 +34,7 @@ def random_scores(
     model: nn.Module, names: list[str] | None = None, *, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     """Uniform random scores: the floor every criterion must beat."""
-    params = _check_names(model, names) if names is not None else prunable_parameters(model)
+    params = check_names(model, names) if names is not None else prunable_parameters(model)
     generator = torch.Generator().manual_seed(seed)
     return {
         n: torch.rand(params[n].shape, generator=generator).to(params[n].device)
@@ -83,9 +83,9 @@ def prune(
         names = list(prunable_parameters(model, include_embedding=include_embedding))
     elif not names:
         raise ValueError("names is empty: no tensors to prune")
-    _check_names(model, names)
+    check_names(model, names)
     if isinstance(sparsity, Mapping):
-        _check_names(model, sparsity, "sparsity")
+        check_names(model, sparsity, "sparsity")
         names = list(dict.fromkeys([*names, *sparsity]))
     if scores is None:
         scores = (

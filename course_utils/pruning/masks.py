@@ -59,7 +59,7 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(module_path) if module_path else model), attr
 
 
-def _check_names(model: nn.Module, names, argument: str = "names") -> dict[str, nn.Parameter]:
+def check_names(model: nn.Module, names, argument: str = "names") -> dict[str, nn.Parameter]:
     """All parameters of ``model`` by name, after checking that ``names`` are prunable ones."""
     if isinstance(names, str):
         raise TypeError(f"{argument} must be a list of tensor names, got the string {names!r}")
@@ -108,7 +108,7 @@ def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
     """
     if not isinstance(masks, Mapping):
         raise TypeError(f"masks must be a dict of name -> tensor, got {type(masks).__name__}")
-    params = _check_names(model, masks, "masks")
+    params = check_names(model, masks, "masks")
     for name, mask in masks.items():
         if not isinstance(mask, torch.Tensor):
             raise TypeError(f"mask for {name!r} must be a tensor, got {type(mask).__name__}")

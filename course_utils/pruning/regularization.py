@@ -27,7 +27,7 @@ from .groups import (
     hidden_unit_groups,
     rnn_param_name,
 )
-from .masks import _check_names, prunable_parameters
+from .masks import check_names, prunable_parameters
 
 __all__ = [
     "Group",
@@ -63,7 +63,7 @@ def _weights(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Para
         return prunable_parameters(model, include_embedding=False)
     if isinstance(names, str) or not names:
         raise ValueError(f"names must be a non-empty list of weight names, got {names!r}")
-    params = _check_names(model, names)
+    params = check_names(model, names)
     return {n: params[n] for n in names}
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from ..measure import Table, tensor_group
 from ..train import evaluate
 from .magnitude import CRITERIA
-from .masks import _check_names, check_sparsity, prunable_parameters, select_layerwise
+from .masks import check_names, check_sparsity, prunable_parameters, select_layerwise
 
 DEFAULT_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 
@@ -50,7 +50,7 @@ def sensitivity_scan(
         names = list(prunable_parameters(work, include_embedding=include_embedding))
     elif not names:
         raise ValueError("names is empty: no tensors to scan")
-    params = _check_names(work, names)
+    params = check_names(work, names)
     dense = evaluate(work, loader)
     rows = Table(
         [

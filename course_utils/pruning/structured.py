@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..models import RNNClassifier, build_model
-from .groups import GroupSet, _split_model, embedding_dim_groups, hidden_unit_groups
+from .groups import GroupSet, embedding_dim_groups, hidden_unit_groups, split_model
 from .masks import MASK_SUFFIX, register_masks_from_state_dict
 
 Slot = tuple[int, int]
@@ -42,7 +42,7 @@ def _rnn_of(model: nn.Module) -> nn.RNNBase:
         raise TypeError(
             f"model must be an RNNClassifier or an nn.LSTM/GRU/RNN, got {type(model).__name__}"
         )
-    return _split_model(model)[0]  # TypeError/ValueError for unsupported RNN modules
+    return split_model(model)[0]  # TypeError/ValueError for unsupported RNN modules
 
 
 def unit_slots(model: nn.Module) -> list[Slot]:

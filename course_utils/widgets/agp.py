@@ -10,7 +10,7 @@ at step 500``) and the Image ``agp-plot``.
 from __future__ import annotations
 
 from ..pruning.schedules import agp_sparsity
-from .sparsity import _figure, _pct, _png
+from .common import figure_png, new_figure, percent
 
 
 def agp_curve(
@@ -79,7 +79,7 @@ class AGPScheduleWidget:
         )
         self.summary = w.HTML()
         self.plot = w.Image(format="png")
-        self._figure = _figure((6, 3))
+        self._figure = new_figure((6, 3))
         controls = (self.initial, self.final, self.start, self.updates, self.frequency)
         for widget, css in zip(
             controls,
@@ -111,7 +111,7 @@ class AGPScheduleWidget:
         self.curve = (steps, values)
         self.summary.value = (
             f"{self.updates.value + 1} pruning steps; sparsity reaches "
-            f"<b>{_pct(self.final.value)}</b> at step {end}"
+            f"<b>{percent(self.final.value)}</b> at step {end}"
         )
         fig = self._figure
         fig.clear()
@@ -123,7 +123,7 @@ class AGPScheduleWidget:
         ax.set_ylabel("target sparsity (%)")
         ax.set_ylim(0, 100)
         ax.set_title("AGP schedule (Zhu & Gupta 2017)")
-        self.plot.value = _png(fig)
+        self.plot.value = figure_png(fig)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -35,7 +35,7 @@ from torch import nn
 from ..pruning.criteria import jaccard, jaccard_per_tensor
 from ..pruning.magnitude import magnitude_scores, random_scores
 from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
-from .sparsity import _accuracy, _batches
+from .common import batch_accuracy, validation_batches
 
 
 @dataclass
@@ -110,7 +110,7 @@ def criteria_cache(
             if given[n].shape != dict(work.named_parameters())[n].shape:
                 raise ValueError(f"scores[{criterion!r}][{n!r}] has the wrong shape")
         all_scores[criterion] = {n: given[n].detach().float().cpu() for n in names}
-    batches = _batches(data, max_examples)
+    batches = validation_batches(data, max_examples)
     params = dict(work.named_parameters())
     return CriteriaCache(
         source=model,
@@ -118,7 +118,7 @@ def criteria_cache(
         dense={n: params[n].detach().clone() for n in names},
         scores=all_scores,
         batches=batches,
-        dense_accuracy=_accuracy(work, batches),
+        dense_accuracy=batch_accuracy(work, batches),
     )
 
 
@@ -131,7 +131,7 @@ def _pruned(cache: CriteriaCache, criterion: str, sparsity: float, scope: str):
             for name, dense in cache.dense.items():
                 mask = masks[name].to(dense.device)
                 torch.mul(dense, mask, out=params[name].data)
-        cache.pruned[key] = (masks, _accuracy(cache.work, cache.batches))
+        cache.pruned[key] = (masks, batch_accuracy(cache.work, cache.batches))
     return cache.pruned[key]
 
 
@@ -183,7 +183,7 @@ def compare_two_criteria(
 # --- the thin view -------------------------------------------------------------------------
 
 
-def _pct(x: float) -> str:
+def percent(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
@@ -192,8 +192,8 @@ def side_by_side_html(view: SideBySide) -> str:
     a, b = view.criteria
     head = f"<tr><th>tensor</th><th>sparsity {a}</th><th>sparsity {b}</th><th>Jaccard</th></tr>"
     rows = "".join(
-        f"<tr><td>{n}</td><td>{_pct(view.per_tensor[a][n])}</td>"
-        f"<td>{_pct(view.per_tensor[b][n])}</td><td>{view.jaccard[n]:.2f}</td></tr>"
+        f"<tr><td>{n}</td><td>{percent(view.per_tensor[a][n])}</td>"
+        f"<td>{percent(view.per_tensor[b][n])}</td><td>{view.jaccard[n]:.2f}</td></tr>"
         for n in view.jaccard
     )
     return f"<table>{head}{rows}</table>"
@@ -284,8 +284,8 @@ class CriteriaWidget:
             a, b = view.criteria
             self.accuracy.value = (
                 f"validation accuracy after pruning (no fine-tuning): {a} "
-                f"<b>{_pct(view.accuracy[a])}</b>, {b} <b>{_pct(view.accuracy[b])}</b> "
-                f"(dense {_pct(view.dense_accuracy)})"
+                f"<b>{percent(view.accuracy[a])}</b>, {b} <b>{percent(view.accuracy[b])}</b> "
+                f"(dense {percent(view.dense_accuracy)})"
             )
             self.overlap.value = (
                 f"kept weights in common (Jaccard): <b>{view.overall_jaccard:.2f}</b>; "

@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +42,7 @@ from torch import nn
 from ..measure import tensor_group
 from ..pruning.magnitude import CRITERIA, magnitude_scores, random_scores
 from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
-from ..text import collate_batch
+from .common import batch_accuracy, percent, validation_batches
 
 HEATMAP_DEFAULT = "rnn.weight_hh_l0"
 
@@ -97,45 +96,6 @@ class SparsityView:
     heatmap: torch.Tensor
 
 
-def _batches(data, max_examples: int | None, batch_size: int = 32) -> list[tuple]:
-    """The validation examples re-batched by length (longest first), ``batch_size`` each.
-
-    Sorting by length means little padding, which makes an evaluation pass faster.
-    """
-    if hasattr(data, "loader") and hasattr(data, "datasets"):
-        data = data.loader("valid")
-    if not isinstance(data, Iterable):
-        raise TypeError(
-            f"data must be a Baseline or a validation loader, got {type(data).__name__}"
-        )
-    if max_examples is not None and max_examples < 1:
-        raise ValueError(f"max_examples must be >= 1 or None, got {max_examples}")
-    examples = []
-    for tokens, lengths, labels in data:
-        for row, length, label in zip(tokens, lengths.tolist(), labels.tolist(), strict=True):
-            examples.append((row[:length].cpu(), label))
-        if max_examples is not None and len(examples) >= max_examples:
-            break
-    if not examples:
-        raise ValueError("data yielded no examples")
-    examples = examples[:max_examples]
-    examples.sort(key=lambda item: -len(item[0]))
-    return [
-        collate_batch(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)
-    ]
-
-
-@torch.inference_mode()
-def _accuracy(model: nn.Module, batches: list[tuple]) -> float:
-    device = next(model.parameters()).device
-    correct = total = 0
-    for tokens, lengths, labels in batches:
-        logits = model(tokens.to(device), lengths.to(device))
-        correct += int((logits.argmax(1).cpu() == labels).sum())
-        total += len(labels)
-    return correct / total
-
-
 def explorer_cache(
     model: nn.Module,
     data,
@@ -157,7 +117,7 @@ def explorer_cache(
         raise ValueError(
             f"heatmap={heatmap!r} is not a prunable tensor; choose from {list(params)}"
         )
-    batches = _batches(data, max_examples)
+    batches = validation_batches(data, max_examples)
     names = list(params)
     total_params = sum(p.numel() for p in work.parameters())
     return ExplorerCache(
@@ -169,7 +129,7 @@ def explorer_cache(
             "random": random_scores(work, names, seed=seed),
         },
         batches=batches,
-        dense_accuracy=_accuracy(work, batches),
+        dense_accuracy=batch_accuracy(work, batches),
         other_params=total_params - sum(p.numel() for p in params.values()),
         heatmap_name=heatmap,
     )
@@ -214,7 +174,7 @@ def explore_sparsity(
                 torch.mul(dense, masks[name], out=params[name].data)
             else:
                 params[name].copy_(dense)
-    accuracy = _accuracy(cache.work, cache.batches)
+    accuracy = batch_accuracy(cache.work, cache.batches)
     per_tensor, counts = {}, {"embedding": [0, 0], "other": [0, 0]}
     estimated = 4 * cache.other_params
     for name, dense in cache.dense.items():
@@ -255,18 +215,6 @@ def explore_sparsity(
 # --- the explorer: thin view ----------------------------------------------------------
 
 
-def _figure(size: tuple[float, float]):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=size, dpi=80)
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def heatmap_png(view: SparsityView, *, vmax: float | None = None, scale: int = 2) -> bytes:
     """The watched matrix as a PNG: |w| in viridis (transposed: hidden units on rows),
     pruned entries white; each weight is ``scale`` x ``scale`` pixels."""
@@ -298,7 +246,9 @@ def render_view(view: SparsityView, ax=None):
     bars.invert_yaxis()
     bars.set_xlim(0, 100)
     bars.set_xlabel("sparsity (%)")
-    bars.set_title(f"{view.criterion}, {view.scope}: valid acc {_pct(view.accuracy)}", fontsize=10)
+    bars.set_title(
+        f"{view.criterion}, {view.scope}: valid acc {percent(view.accuracy)}", fontsize=10
+    )
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
@@ -310,10 +260,6 @@ def render_view(view: SparsityView, ax=None):
     heat.set_title(f"|{view.heatmap_name}| (white = pruned)", fontsize=10)
     heat.figure.colorbar(image, ax=heat, label="|w|")
     return ax
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
 
 
 class SparsityExplorer:
@@ -417,12 +363,12 @@ class SparsityExplorer:
                 cache=self.cache,
             )
             self.accuracy.value = (
-                f"validation accuracy: <b>{_pct(view.accuracy)}</b> "
-                f"(dense {_pct(view.dense_accuracy)})"
+                f"validation accuracy: <b>{percent(view.accuracy)}</b> "
+                f"(dense {percent(view.dense_accuracy)})"
             )
             self.overall.value = (
-                f"sparsity: <b>{_pct(view.overall_sparsity)}</b> of recurrent + classifier "
-                f"weights; embedding {_pct(view.embedding_sparsity)}"
+                f"sparsity: <b>{percent(view.overall_sparsity)}</b> of recurrent + classifier "
+                f"weights; embedding {percent(view.embedding_sparsity)}"
             )
             self.kept.value = f"kept: {view.kept:,} of {view.total:,} weights"
             self.size.value = (
@@ -431,7 +377,7 @@ class SparsityExplorer:
             )
             for name, value in view.per_tensor.items():
                 self.bars[name].value = 100 * value
-                self._bar_labels[name].value = _pct(value)
+                self._bar_labels[name].value = percent(value)
             self.heatmap.value = heatmap_png(view, vmax=self._vmax)
             self.view, self.error.value = view, ""
         except Exception as err:  # shown in the widget, never lost in a callback

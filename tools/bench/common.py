@@ -34,3 +34,29 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def speed_table(lat: dict, speedup: dict, sizes: dict) -> str:
+    """Markdown: latency at batch 1 and 64 with speed-ups, file size, size without embedding."""
+    header = [
+        "model (seed 0)",
+        "batch 1 (ms)",
+        "speed-up",
+        "batch 64 (ms)",
+        "speed-up",
+        "file (MB)",
+        "without embedding (KB)",
+    ]
+    rows = [
+        [
+            name,
+            f"{lat[name][1]:.2f}",
+            f"{speedup[name][1]:.1f}x",
+            f"{lat[name][64]:.1f}",
+            f"{speedup[name][64]:.1f}x",
+            f"{sizes[name]['file']['raw_bytes'] / 1e6:.2f}",
+            f"{sizes[name]['without_embedding']['raw_bytes'] / 1e3:.0f}",
+        ]
+        for name in lat
+    ]
+    return md_table(header, rows)

@@ -39,10 +39,22 @@ def machine_info() -> dict:
     }
 
 
+def write_report(out: Path, report: dict, markdown: list[str]) -> None:
+    """Write bench.json and bench.md into ``out``, each replaced atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        ("bench.json", json.dumps(report, indent=2) + "\n"),
+        ("bench.md", "\n".join(markdown).rstrip() + "\n"),
+    ):
+        partial = out / f".{name}.partial"
+        partial.write_text(text)
+        partial.replace(out / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and grid points")
-    parser.add_argument("--only", nargs="*", default=None, help="section names, e.g. sec_baseline")
+    parser.add_argument("--only", nargs="*", default=None, help="section names, e.g. sec_01_baseline sec_06_deploy")
     parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--publish", action="store_true", help="copy results to benchmarks/")
     args = parser.parse_args(argv)
@@ -63,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{report['machine']['date']}.",
         "",
     ]
+    out = Path(args.out)
     for name in chosen:
         start = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
@@ -71,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         report["sections"][name] = {"results": section["results"], "seconds": seconds}
         markdown += [section["markdown"].strip(), ""]
         print(f"[bench] {name} done in {seconds:.0f} s", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "bench.md").write_text("\n".join(markdown).rstrip() + "\n")
+        write_report(out, report, markdown)  # after every section: a crash keeps the rest
     if args.publish:
         target = ROOT / "benchmarks"
         target.mkdir(exist_ok=True)

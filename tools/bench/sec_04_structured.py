@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import statistics
 
-from common import md_table, median_spread, pct, seeds
+from common import md_table, median_spread, pct, seeds, speed_table
 
 from course_utils import get_baseline
-from course_utils.measure import count_parameters, measure_latency, num_threads, size_on_disk
+from course_utils.measure import (
+    compare_latency,
+    count_parameters,
+    num_threads,
+    size_on_disk,
+    state_without_embedding,
+)
 from course_utils.pruning import (
     hidden_unit_groups,
     prune,
@@ -76,22 +82,6 @@ def one_seed(seed: int, cfg: dict) -> tuple[dict, dict]:
     return out, {"dense": dense, "shrunk": shrunk, "max_len": b.config.max_len, "baseline": b}
 
 
-def latencies(models: dict, seq_len: int, cfg: dict) -> dict:
-    """Median over rounds of each model's median latency; rounds interleave the models."""
-    runs = {name: {1: [], 64: []} for name in models}
-    for _ in range(cfg["rounds"]):
-        for bs in (1, 64):  # batch-size major: each batch size is timed for all models in a row
-            for name, model in models.items():
-                lat = measure_latency(model, batch_size=bs, seq_len=seq_len, repeats=cfg["repeats"])
-                runs[name][bs].append(lat.median_ms)
-    return {name: {bs: statistics.median(v) for bs, v in r.items()} for name, r in runs.items()}
-
-
-def bytes_without_embedding(model) -> dict:
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")}
-    return size_on_disk(state)
-
-
 def run(mode: str) -> dict:
     cfg = settings(mode)
     with num_threads(1):
@@ -103,7 +93,9 @@ def run(mode: str) -> dict:
         sparse = b.copy_model()
         prune(sparse, 0.9)
         timed = {"dense": models["dense"], "90 % unstructured": sparse, "shrunk": models["shrunk"]}
-        latency = latencies(timed, models["max_len"], cfg)
+        latency = compare_latency(
+            timed, seq_len=models["max_len"], rounds=cfg["rounds"], repeats=cfg["repeats"]
+        )
     drops = [100 * (r["dense"] - r["shrunk"]) for r in per_seed.values()]
     control_drops = [100 * (r["dense"] - r["control"]) for r in per_seed.values()]
     speedup = {
@@ -112,7 +104,7 @@ def run(mode: str) -> dict:
     sizes = {
         name: {
             "file": size_on_disk(m),
-            "without_embedding": bytes_without_embedding(m),
+            "without_embedding": size_on_disk(state_without_embedding(m)),
             "params_without_embedding": count_parameters(m)["total_without_embedding"],
         }
         for name, m in timed.items()
@@ -162,29 +154,7 @@ def markdown(results: dict, mode: str) -> str:
             [f"LSTM-{UNITS} trained from scratch", UNITS, pct(r["small_from_scratch"]), ""],
         ],
     )
-    speed = md_table(
-        [
-            "model (seed 0)",
-            "batch 1 (ms)",
-            "speed-up",
-            "batch 64 (ms)",
-            "speed-up",
-            "file (MB)",
-            "without embedding (KB)",
-        ],
-        [
-            [
-                name,
-                f"{lat[name][1]:.2f}",
-                f"{sp[name][1]:.1f}x",
-                f"{lat[name][64]:.1f}",
-                f"{sp[name][64]:.1f}x",
-                f"{sz[name]['file']['raw_bytes'] / 1e6:.2f}",
-                f"{sz[name]['without_embedding']['raw_bytes'] / 1e3:.0f}",
-            ]
-            for name in lat
-        ],
-    )
+    speed = speed_table(lat, sp, sz)
     met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
     return "\n".join(
         [

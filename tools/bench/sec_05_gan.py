@@ -14,12 +14,17 @@ thread, full-length inputs.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 
-from common import md_table, median_spread, pct, seeds
+from common import md_table, median_spread, pct, seeds, speed_table
 
 from course_utils import get_baseline
-from course_utils.measure import count_parameters, measure_latency, num_threads, size_on_disk
+from course_utils.measure import (
+    compare_latency,
+    count_parameters,
+    num_threads,
+    size_on_disk,
+    state_without_embedding,
+)
 from course_utils.pruning.gan import GALConfig
 from course_utils.pruning.gan_comparison import (
     METHOD_NAMES,
@@ -45,22 +50,6 @@ def settings(mode: str) -> dict:
     return {"budget": quick, "rounds": 2, "repeats": 10}
 
 
-def latencies(models: dict, seq_len: int, rounds: int, repeats: int) -> dict:
-    """Median over rounds of each model's median latency; rounds interleave the models."""
-    runs = {name: {1: [], 64: []} for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            for bs in (1, 64):
-                lat = measure_latency(model, batch_size=bs, seq_len=seq_len, repeats=repeats)
-                runs[name][bs].append(lat.median_ms)
-    return {name: {bs: statistics.median(v) for bs, v in r.items()} for name, r in runs.items()}
-
-
-def bytes_without_embedding(model) -> dict:
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")}
-    return size_on_disk(state)
-
-
 def run(mode: str) -> dict:
     cfg = settings(mode)
     budget = cfg["budget"]
@@ -70,7 +59,9 @@ def run(mode: str) -> dict:
         rows = compare_unit_pruning(baselines, budget=budget, models=models, progress=False)
         first = baselines[0]
         timed = {"dense": first.model.eval(), f"GAL, {UNITS} units": models[("gal", first.seed)]}
-        latency = latencies(timed, first.config.max_len, cfg["rounds"], cfg["repeats"])
+        latency = compare_latency(
+            timed, seq_len=first.config.max_len, rounds=cfg["rounds"], repeats=cfg["repeats"]
+        )
     methods = list(dict.fromkeys(r["criterion"] for r in rows))
     per_method = {}
     for method in methods:
@@ -91,7 +82,7 @@ def run(mode: str) -> dict:
     sizes = {
         name: {
             "file": size_on_disk(m),
-            "without_embedding": bytes_without_embedding(m),
+            "without_embedding": size_on_disk(state_without_embedding(m)),
             "params_without_embedding": count_parameters(m)["total_without_embedding"],
         }
         for name, m in timed.items()
@@ -154,29 +145,7 @@ def markdown(results: dict, mode: str) -> str:
             for m, v in r["methods"].items()
         ],
     )
-    speed = md_table(
-        [
-            "model (seed 0)",
-            "batch 1 (ms)",
-            "speed-up",
-            "batch 64 (ms)",
-            "speed-up",
-            "file (MB)",
-            "without embedding (KB)",
-        ],
-        [
-            [
-                name,
-                f"{lat[name][1]:.2f}",
-                f"{sp[name][1]:.1f}x",
-                f"{lat[name][64]:.1f}",
-                f"{sp[name][64]:.1f}x",
-                f"{sz[name]['file']['raw_bytes'] / 1e6:.2f}",
-                f"{sz[name]['without_embedding']['raw_bytes'] / 1e3:.0f}",
-            ]
-            for name in lat
-        ],
-    )
+    speed = speed_table(lat, sp, sz)
     met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
     return "\n".join(
         [

@@ -1,0 +1,66 @@
+"""Small helpers the widgets share: validation batches, accuracy, figures, labels."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ..text import collate_batch
+
+
+def validation_batches(data, max_examples: int | None, batch_size: int = 32) -> list[tuple]:
+    """The validation examples re-batched by length (longest first), ``batch_size`` each.
+
+    Sorting by length means little padding, which makes an evaluation pass faster.
+    """
+    if hasattr(data, "loader") and hasattr(data, "datasets"):
+        data = data.loader("valid")
+    if not isinstance(data, Iterable):
+        raise TypeError(
+            f"data must be a Baseline or a validation loader, got {type(data).__name__}"
+        )
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(f"max_examples must be >= 1 or None, got {max_examples}")
+    examples = []
+    for tokens, lengths, labels in data:
+        for row, length, label in zip(tokens, lengths.tolist(), labels.tolist(), strict=True):
+            examples.append((row[:length].cpu(), label))
+        if max_examples is not None and len(examples) >= max_examples:
+            break
+    if not examples:
+        raise ValueError("data yielded no examples")
+    examples = examples[:max_examples]
+    examples.sort(key=lambda item: -len(item[0]))
+    return [
+        collate_batch(examples[i : i + batch_size]) for i in range(0, len(examples), batch_size)
+    ]
+
+
+@torch.inference_mode()
+def batch_accuracy(model: nn.Module, batches: list[tuple]) -> float:
+    device = next(model.parameters()).device
+    correct = total = 0
+    for tokens, lengths, labels in batches:
+        logits = model(tokens.to(device), lengths.to(device))
+        correct += int((logits.argmax(1).cpu() == labels).sum())
+        total += len(labels)
+    return correct / total
+
+
+def new_figure(size: tuple[float, float]):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size, dpi=80)
+
+
+def figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f} %"
