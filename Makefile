@@ -1,6 +1,6 @@
 # Pruning recurrent text classifiers -- course commands.
 #   make lab     set up (first time) and open JupyterLab on notebooks/
-#   make warm    before a class: set up and run chapter 1 once (caches the baseline)
+#   make warm    before a class: set up, run chapter 1 once, train chapter 6's models (cached)
 #   make test    set up with dev tools, lint, unit tests, every notebook under nbval, browser tests
 #   make run     execute every notebook headless into build/html/
 #   make student learner copies into build/student/, build/solutions/, build/self-paced/

@@ -3,8 +3,8 @@
 Introduced in chapter 6, which compares all methods side by side. ``pruned_model(method,
 amount, seed=...)`` prunes and fine-tunes a copy of ``get_baseline(seed=...)`` with the
 recipe of the chapter that teaches the method, or loads the result from the cache. The
-cache works like the baseline's: one checkpoint per (method, amount, recipe, baseline,
-data, seed), written atomically with a SHA-256 digest beside it, loaded with
+cache works like the baseline's: one checkpoint per (method, amount, recipe, baseline
+weights, data, seed), written atomically with a SHA-256 digest beside it, loaded with
 ``torch.load(weights_only=True)``; a corrupt or stale file is rebuilt with a warning.
 
 Methods (``amount`` is a sparsity for unstructured methods, hidden units kept for
@@ -31,6 +31,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from .baseline import Baseline, get_baseline
 from .models import RNNClassifier
@@ -267,10 +269,20 @@ def _key(method, amount, rec, include_embedding, baseline: Baseline) -> str:
             "recipe": rec,
             "include_embedding": include_embedding,
             "baseline": baseline.config.key(baseline.data.fingerprint(), baseline.seed),
+            "baseline_weights": _weights_digest(baseline.model),
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _weights_digest(model: RNNClassifier) -> str:
+    """SHA-256 of the model's parameters and buffers: a retrained baseline is another key."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def _digest(path: Path) -> str:

@@ -1,5 +1,6 @@
 """The zoo of pruned models: each method runs, results are cached safely and keyed."""
 
+import copy
 import pickle
 import warnings
 
@@ -50,6 +51,18 @@ def test_structured_methods_return_smaller_models(method, baseline, tmp_path):
     assert pruned.model.rnn.hidden_size == 3 and pruned.structured
     assert pruned.model.classifier.in_features == 3
     assert pruned.label.endswith("3 units")
+
+
+def test_a_retrained_baseline_does_not_reuse_the_cache(baseline, tmp_path):
+    """Same config and seed, other weights (e.g. trained with another thread count)."""
+    first = make("magnitude_oneshot", 0.8, tmp_path, baseline)
+    changed = copy.copy(baseline)
+    changed.model = baseline.copy_model()
+    with torch.no_grad():
+        changed.model.classifier.bias.add_(0.01)
+    again = make("magnitude_oneshot", 0.8, tmp_path, changed)
+    assert not again.from_cache and not first.from_cache
+    assert make("magnitude_oneshot", 0.8, tmp_path, baseline).from_cache
 
 
 def test_second_call_loads_the_same_model_from_cache(baseline, tmp_path):

@@ -15,12 +15,12 @@ import importlib
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
+from readme import update_readme
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -39,12 +39,18 @@ def machine_info() -> dict:
     }
 
 
-def write_report(out: Path, report: dict, markdown: list[str]) -> None:
-    """Write bench.json and bench.md into ``out``, each replaced atomically."""
+LATEST = ("latest.json", "latest.md")
+
+
+def write_report(
+    out: Path, report: dict, markdown: list[str], names: tuple = ("bench.json", "bench.md")
+) -> None:
+    """Write the JSON report and the Markdown tables into ``out``, each replaced atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (
-        ("bench.json", json.dumps(report, indent=2) + "\n"),
-        ("bench.md", "\n".join(markdown).rstrip() + "\n"),
+    for name, text in zip(
+        names,
+        (json.dumps(report, indent=2) + "\n", "\n".join(markdown).rstrip() + "\n"),
+        strict=True,
     ):
         partial = out / f".{name}.partial"
         partial.write_text(text)
@@ -54,7 +60,9 @@ def write_report(out: Path, report: dict, markdown: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and grid points")
-    parser.add_argument("--only", nargs="*", default=None, help="section names, e.g. sec_01_baseline sec_06_deploy")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="section names, e.g. sec_01_baseline sec_06_deploy"
+    )
     parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--publish", action="store_true", help="copy results to benchmarks/")
     args = parser.parse_args(argv)
@@ -85,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         markdown += [section["markdown"].strip(), ""]
         print(f"[bench] {name} done in {seconds:.0f} s", flush=True)
         write_report(out, report, markdown)  # after every section: a crash keeps the rest
-    if args.publish:
-        target = ROOT / "benchmarks"
-        target.mkdir(exist_ok=True)
-        shutil.copy(out / "bench.json", target / "latest.json")
-        shutil.copy(out / "bench.md", target / "latest.md")
+        if args.publish:  # later sections (the notebooks) read what is published so far
+            write_report(ROOT / "benchmarks", report, markdown, names=LATEST)
+            try:
+                update_readme(report)
+            except (KeyError, TypeError, ValueError) as err:  # the tables are still written
+                print(f"[bench] README not updated: {type(err).__name__}: {err}", flush=True)
     print(f"[bench] wrote {out / 'bench.md'}")
     return 0
 

@@ -18,7 +18,6 @@ from course_utils import get_baseline
 from course_utils.measure import (
     compare_latency,
     count_parameters,
-    num_threads,
     size_on_disk,
     state_without_embedding,
 )
@@ -84,18 +83,17 @@ def one_seed(seed: int, cfg: dict) -> tuple[dict, dict]:
 
 def run(mode: str) -> dict:
     cfg = settings(mode)
-    with num_threads(1):
-        per_seed, models = {}, None
-        for seed in seeds(mode):
-            per_seed[seed], found = one_seed(seed, cfg)
-            models = models or found
-        b = models["baseline"]
-        sparse = b.copy_model()
-        prune(sparse, 0.9)
-        timed = {"dense": models["dense"], "90 % unstructured": sparse, "shrunk": models["shrunk"]}
-        latency = compare_latency(
-            timed, seq_len=models["max_len"], rounds=cfg["rounds"], repeats=cfg["repeats"]
-        )
+    per_seed, models = {}, None
+    for seed in seeds(mode):
+        per_seed[seed], found = one_seed(seed, cfg)
+        models = models or found
+    b = models["baseline"]
+    sparse = b.copy_model()
+    prune(sparse, 0.9)
+    timed = {"dense": models["dense"], "90 % unstructured": sparse, "shrunk": models["shrunk"]}
+    latency = compare_latency(
+        timed, seq_len=models["max_len"], rounds=cfg["rounds"], repeats=cfg["repeats"]
+    )
     drops = [100 * (r["dense"] - r["shrunk"]) for r in per_seed.values()]
     control_drops = [100 * (r["dense"] - r["control"]) for r in per_seed.values()]
     speedup = {

@@ -21,7 +21,6 @@ from course_utils import get_baseline
 from course_utils.measure import (
     compare_latency,
     count_parameters,
-    num_threads,
     size_on_disk,
     state_without_embedding,
 )
@@ -53,15 +52,14 @@ def settings(mode: str) -> dict:
 def run(mode: str) -> dict:
     cfg = settings(mode)
     budget = cfg["budget"]
-    with num_threads(1):
-        baselines = [get_baseline(seed=s) for s in seeds(mode)]
-        models: dict = {}
-        rows = compare_unit_pruning(baselines, budget=budget, models=models, progress=False)
-        first = baselines[0]
-        timed = {"dense": first.model.eval(), f"GAL, {UNITS} units": models[("gal", first.seed)]}
-        latency = compare_latency(
-            timed, seq_len=first.config.max_len, rounds=cfg["rounds"], repeats=cfg["repeats"]
-        )
+    baselines = [get_baseline(seed=s) for s in seeds(mode)]
+    models: dict = {}
+    rows = compare_unit_pruning(baselines, budget=budget, models=models, progress=False)
+    first = baselines[0]
+    timed = {"dense": first.model.eval(), f"GAL, {UNITS} units": models[("gal", first.seed)]}
+    latency = compare_latency(
+        timed, seq_len=first.config.max_len, rounds=cfg["rounds"], repeats=cfg["repeats"]
+    )
     methods = list(dict.fromkeys(r["criterion"] for r in rows))
     per_method = {}
     for method in methods:

@@ -26,7 +26,7 @@ from pathlib import Path
 from common import md_table, median_spread, pct, seeds
 
 from course_utils import compress, deploy, get_baseline, zoo
-from course_utils.measure import count_nonzero, measure_latency, num_threads
+from course_utils.measure import compare_latency, count_nonzero
 from course_utils.train import evaluate
 
 TARGETS = {"max_drop_points": 1.0, "lossless_ratio": 6.0, "int8_ratio": 10.0}
@@ -36,17 +36,6 @@ def settings(mode: str) -> dict:
     if mode == "full":
         return {"budget": "full", "rounds": 3, "repeats": 20}
     return {"budget": "short", "rounds": 2, "repeats": 10}
-
-
-def latencies(models: dict, seq_len: int, rounds: int, repeats: int) -> dict:
-    """Median over rounds of each model's median latency; rounds interleave the models."""
-    runs = {name: {1: [], 64: []} for name in models}
-    for _ in range(rounds):
-        for bs in (1, 64):
-            for name, model in models.items():
-                lat = measure_latency(model, batch_size=bs, seq_len=seq_len, repeats=repeats)
-                runs[name][bs].append(lat.median_ms)
-    return {name: {bs: statistics.median(v) for bs, v in r.items()} for name, r in runs.items()}
 
 
 def target_seed(seed: int, budget: str) -> dict:
@@ -104,17 +93,18 @@ def export_check(model, baseline) -> dict:
 
 def run(mode: str) -> dict:
     cfg = settings(mode)
-    with num_threads(1):
-        per_seed = {s: target_seed(s, cfg["budget"]) for s in seeds(mode)}
-        baseline, entries = grid_models(cfg["budget"])
-        dense = baseline.model.eval()
-        timed = {"dense fp32": dense}
-        timed.update({e.label: e.model for e in entries})
-        gal = next(e for e in entries if e.method == "gal")
-        timed["dense, int8 dynamic"] = deploy.quantize_int8(dense)
-        timed[f"{gal.label}, int8 dynamic"] = deploy.quantize_int8(gal.model)
-        latency = latencies(timed, baseline.config.max_len, cfg["rounds"], cfg["repeats"])
-        export = export_check(gal.model, baseline)
+    per_seed = {s: target_seed(s, cfg["budget"]) for s in seeds(mode)}
+    baseline, entries = grid_models(cfg["budget"])
+    dense = baseline.model.eval()
+    timed = {"dense fp32": dense}
+    timed.update({e.label: e.model for e in entries})
+    gal = next(e for e in entries if e.method == "gal")
+    timed["dense, int8 dynamic"] = deploy.quantize_int8(dense)
+    timed[f"{gal.label}, int8 dynamic"] = deploy.quantize_int8(gal.model)
+    latency = compare_latency(
+        timed, seq_len=baseline.config.max_len, rounds=cfg["rounds"], repeats=cfg["repeats"]
+    )
+    export = export_check(gal.model, baseline)
     test = baseline.loader("test")
     dense_bytes = len(compress.encode_model(dense, "dense_fp32"))
     grid = []

@@ -1,0 +1,95 @@
+"""The README's benchmark block is written from the benchmark's JSON, verdicts included."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools" / "bench"))
+import readme  # noqa: E402
+
+
+def spread(*values: float) -> dict:
+    return {
+        "median": sorted(values)[len(values) // 2],
+        "min": min(values),
+        "max": max(values),
+        "values": list(values),
+    }
+
+
+def report(**sections) -> dict:
+    machine = {
+        "date": "2026-01-01",
+        "processor": "x86_64",
+        "cpu_count": 2,
+        "torch": "2.13.0",
+        "python": "3.11.2",
+    }
+    return {
+        "mode": "full",
+        "machine": machine,
+        "sections": {k: {"results": v, "seconds": 1.0} for k, v in sections.items()},
+    }
+
+
+def test_every_target_row_says_met_or_not_met():
+    r = report(
+        sec_01_baseline={
+            "test_accuracy": spread(0.955, 0.962, 0.946),
+            "train_seconds": spread(45.0, 50.0, 70.0),
+        },
+        sec_02_magnitude={
+            "summary": {
+                "0.9": {
+                    "magnitude": {"drop_points": spread(0.2, 0.5, 1.4)},
+                    "target_drop_points": 1.0,
+                    "met": True,
+                },
+                "0.98": {
+                    "magnitude": {"drop_points": spread(2.0, 3.0, 4.0)},
+                    "target_drop_points": None,
+                    "met": None,
+                },
+            },
+            "explorer": {"median_ms": 300.0},
+        },
+        sec_99_notebooks={"01_baseline_rnn.ipynb": 100.0, "06_compare_and_deploy.ipynb": 300.0},
+    )
+    rows = readme.rows(r)
+    by_target = {row[1]: row for row in rows}
+    assert by_target["dense test accuracy >= 94 %"][2:] == ["95.5 % (94.6–96.2)", "met"]
+    assert by_target["baseline training <= 60 s"][3] == "met"  # the median counts
+    assert by_target["AGP 90 %: drop <= 1.0 pt"][3] == "met"
+    assert by_target["AGP 98 %: drop (reported)"][3] == "—"
+    assert by_target["sparsity explorer update <= 250 ms"][3] == "**not met**"
+    assert by_target["notebook 01 headless <= 2 min"][2:] == ["1.7 min", "met"]
+    assert by_target["notebook 06 headless <= 4 min"][2:] == ["5.0 min", "**not met**"]
+
+
+def test_update_replaces_only_the_block(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text(f"# Title\n\nbefore\n{readme.START}\nold\n{readme.END}\nafter\n")
+    r = report(sec_01_baseline={"test_accuracy": spread(0.95), "train_seconds": spread(40.0)})
+    readme.update_readme(r, page)
+    text = page.read_text()
+    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{readme.END}\nafter\n")
+    assert "old" not in text and "| 1 | dense test accuracy >= 94 % | 95.0 % | met |" in text
+    assert "`make bench BENCH_ARGS=--publish`" in text
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_readme_without_markers_is_refused(tmp_path):
+    page = tmp_path / "README.md"
+    page.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="BENCH:START"):
+        readme.update_readme(report(), page)
+    assert page.read_text() == "# no markers\n"
+
+
+def test_the_course_readme_has_the_markers():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.count(readme.START) == 1 and text.count(readme.END) == 1
