@@ -222,14 +222,18 @@ def compare_latency(
 
     Each round times every batch size for every model in turn, so that a change in
     machine load hits all models alike; the result is the median over ``rounds`` of
-    each :func:`measure_latency` median. Use it for speed-up ratios.
+    each :func:`measure_latency` median. Each round starts from the next model, so that
+    the first measurement after a change of batch size (often slower: caches and
+    allocations) is not always the same model's. Use it for speed-up ratios.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     runs = {name: {bs: [] for bs in batch_sizes} for name in models}
-    for _ in range(rounds):
+    order = list(models.items())
+    for r in range(rounds):
+        shift = r % len(order) if order else 0
         for bs in batch_sizes:
-            for name, model in models.items():
+            for name, model in order[shift:] + order[:shift]:
                 lat = measure_latency(
                     model, batch_size=bs, seq_len=seq_len, repeats=repeats, threads=threads
                 )

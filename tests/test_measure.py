@@ -3,6 +3,7 @@ import torch
 
 from course_utils.measure import (
     Table,
+    compare_latency,
     count_nonzero,
     count_parameters,
     measure_latency,
@@ -55,6 +56,26 @@ def test_latency_measurement_reports_what_was_measured():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="batch_size"):
         measure_latency(model, batch_size=0)
+
+
+def test_compare_latency_times_every_model_and_rotates_who_goes_first():
+    calls = []
+    models = {}
+    for name in ("a", "b", "c"):
+        model = RNNClassifier(50, 3, embed_dim=4, hidden_size=4)
+        model.register_forward_hook(lambda m, i, o, name=name: calls.append((name, len(i[0]))))
+        models[name] = model
+    result = compare_latency(models, seq_len=5, batch_sizes=(1, 2), rounds=3, repeats=1)
+    assert set(result) == {"a", "b", "c"} and all(set(r) == {1, 2} for r in result.values())
+    assert all(v > 0 for r in result.values() for v in r.values())
+    per_sweep = 6  # warm-up 5 + 1 timed run per model
+    sweeps = [calls[i : i + 3 * per_sweep : per_sweep] for i in range(0, len(calls), 3 * per_sweep)]
+    assert len(sweeps) == 6  # 3 rounds x 2 batch sizes
+    firsts = [sweep[0][0] for sweep in sweeps]
+    assert firsts == ["a", "a", "b", "b", "c", "c"]
+    assert [sweep[0][1] for sweep in sweeps] == [1, 2] * 3  # batch size of each sweep
+    with pytest.raises(ValueError, match="rounds"):
+        compare_latency(models, rounds=0)
 
 
 def test_num_threads_restores_and_checks():

@@ -57,6 +57,22 @@ def write_report(
         partial.replace(out / name)
 
 
+def tables(report: dict, quick: bool) -> list[str]:
+    """The Markdown page: a header with the command and the machine, then each section."""
+    m = report["machine"]
+    lines = [
+        f"# Benchmark ({report['mode']} mode)",
+        "",
+        f"Command: `make bench{' BENCH_ARGS=--quick' if quick else ''}`. "
+        f"Machine: {m['processor']}, {m['cpu_count']} cores, torch {m['torch']}, "
+        f"Python {m['python']}, {m['date']}.",
+        "",
+    ]
+    for section in report["sections"].values():
+        lines += [section["markdown"], ""]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and grid points")
@@ -74,29 +90,34 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; available: {SECTIONS}")
     report = {"mode": mode, "machine": machine_info(), "sections": {}}
-    markdown = [
-        f"# Benchmark ({mode} mode)",
-        "",
-        f"Command: `make bench{' BENCH_ARGS=--quick' if args.quick else ''}`. "
-        f"Machine: {report['machine']['processor']}, {report['machine']['cpu_count']} cores, "
-        f"torch {report['machine']['torch']}, Python {report['machine']['python']}, "
-        f"{report['machine']['date']}.",
-        "",
-    ]
+    published = {"mode": mode, "machine": report["machine"], "sections": {}}
+    latest = ROOT / "benchmarks" / "latest.json"
+    if args.publish and args.only and latest.exists():  # re-run some sections, keep the rest
+        published = json.loads(latest.read_text())
+        if published["mode"] != mode:
+            parser.error(f"benchmarks/latest.json is a {published['mode']} run, this is {mode}")
+        published["machine"] = report["machine"]
     out = Path(args.out)
     for name in chosen:
         start = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
         section = importlib.import_module(name).run(mode)
         seconds = time.perf_counter() - start
-        report["sections"][name] = {"results": section["results"], "seconds": seconds}
-        markdown += [section["markdown"].strip(), ""]
+        report["sections"][name] = {
+            "results": section["results"],
+            "seconds": seconds,
+            "markdown": section["markdown"].strip(),
+        }
         print(f"[bench] {name} done in {seconds:.0f} s", flush=True)
-        write_report(out, report, markdown)  # after every section: a crash keeps the rest
+        write_report(out, report, tables(report, args.quick))  # a crash keeps the rest
         if args.publish:  # later sections (the notebooks) read what is published so far
-            write_report(ROOT / "benchmarks", report, markdown, names=LATEST)
+            published["sections"][name] = report["sections"][name]
+            published["sections"] = {
+                k: published["sections"][k] for k in SECTIONS if k in published["sections"]
+            }
+            write_report(ROOT / "benchmarks", published, tables(published, args.quick), LATEST)
             try:
-                update_readme(report)
+                update_readme(json.loads(json.dumps(published)))  # keys as in latest.json
             except (KeyError, TypeError, ValueError) as err:  # the tables are still written
                 print(f"[bench] README not updated: {type(err).__name__}: {err}", flush=True)
     print(f"[bench] wrote {out / 'bench.md'}")

@@ -38,7 +38,9 @@ TARGETS = {"max_drop_points": 2.0, "speedup_b64": 3.0}
 
 def settings(mode: str) -> dict:
     if mode == "full":
-        return {"budget": UnitBudget(units=UNITS), "rounds": 3, "repeats": 20}
+        # chapter 4's benchmark budget: 3 group-lasso and 5 fine-tuning epochs
+        budget = UnitBudget(units=UNITS, gl_epochs=3, ft_epochs=5)
+        return {"budget": budget, "rounds": 3, "repeats": 20}
     quick = UnitBudget(
         units=UNITS,
         gal=dataclasses.replace(GALConfig(), epochs=2),
