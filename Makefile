@@ -1,6 +1,6 @@
 # Pruning recurrent text classifiers -- course commands.
 #   make lab     set up (first time) and open JupyterLab on notebooks/
-#   make warm    before a class: set up, run chapter 1 once, train chapter 6's models (cached)
+#   make warm    before a class: set up, run chapter 1, cache the baselines and chapter 6's models
 #   make test    set up with dev tools, lint, unit tests, every notebook under nbval, browser tests
 #   make run     execute every notebook headless into build/html/
 #   make student learner copies into build/student/, build/solutions/, build/self-paced/
@@ -59,8 +59,8 @@ lab: setup
 warm: setup
 	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute \
 	  --ExecutePreprocessor.timeout=1200 --output-dir build/warm notebooks/01_baseline_rnn.ipynb
-	COURSE_PROGRESS=0 $(PY) -c "from course_utils import zoo; zoo.lineup_models()"
-	@echo "Chapter 1 ran; the baseline and chapter 6's pruned models are cached in $(COURSE_CACHE)."
+	COURSE_PROGRESS=0 $(PY) -c "from course_utils import zoo; zoo.warm_cache()"
+	@echo "Chapter 1 ran; the baselines and chapter 6's pruned models are cached in $(COURSE_CACHE)."
 
 lint: setup-dev
 	$(BIN)/ruff check course_utils tests notebooks tools

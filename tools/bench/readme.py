@@ -70,8 +70,14 @@ def rows(report: dict) -> list[list[str]]:
         met, units = r["targets_met"], r["recipe"]["units"]
         drop = _spread(r["methods"]["gal"]["drop_points"], 1, " pt")
         add("5", f"GAL, {units}/128 units: drop <= 2 pt", drop, met["accuracy"])
-        add("5", "GAL not worse than the ablation without D", r["verdict"],
-            met["not_worse_than_ablation"])  # fmt: skip
+        adv = r["adversarial"]
+        versus = (
+            f"{adv['verdict']}: median difference {100 * adv['median_difference']:+.1f} pt, "
+            f"widest seed range {100 * adv['largest_range']:.1f} pt"
+        )
+        add(
+            "5", "GAL not worse than the ablation without D", versus, met["not_worse_than_ablation"]
+        )
         speed = next(v for k, v in r["speedup"].items() if k.startswith("GAL"))["64"]
         add("5", "GAL vs dense, batch 64: >= 3x", f"{speed:.1f}x", met["speedup_b64"])
     if "sec_06_deploy" in sec:
@@ -85,14 +91,12 @@ def rows(report: dict) -> list[list[str]]:
             met["lossless_ratio"])  # fmt: skip
         add("6", "... pruned + int8 >= 10x smaller", f"{int8:.1f}x (worst seed)", met["int8_ratio"])
     for name, seconds in sec.get("sec_99_notebooks", {}).items():
-        limit = NOTEBOOK_LIMITS_MIN.get(name[:2])
-        goal = f"notebook {name[:2]} headless <= {limit} min" if limit else name
-        add(
-            name[1],
-            goal,
-            f"{seconds / 60:.1f} min",
-            None if limit is None else seconds <= 60 * limit,
-        )
+        limit = NOTEBOOK_LIMITS_MIN.get(name[:2]) if name.endswith(".ipynb") else None
+        if limit is None:  # the cache warm-up between chapters 1 and 2
+            add("", name, f"{seconds / 60:.1f} min", None)
+            continue
+        goal = f"notebook {name[:2]} headless <= {limit} min"
+        add(name[1], goal, f"{seconds / 60:.1f} min", seconds <= 60 * limit)
     return out
 
 
