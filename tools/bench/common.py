@@ -36,6 +36,24 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
+def speed_and_sizes(timed: dict, latency: dict) -> tuple[dict, dict]:
+    """Speed-ups against ``latency["dense"]`` (same run) and the sizes of each timed model."""
+    from course_utils.measure import count_parameters, size_on_disk, state_without_embedding
+
+    speedup = {
+        name: {bs: latency["dense"][bs] / latency[name][bs] for bs in (1, 64)} for name in timed
+    }
+    sizes = {
+        name: {
+            "file": size_on_disk(m),
+            "without_embedding": size_on_disk(state_without_embedding(m)),
+            "params_without_embedding": count_parameters(m)["total_without_embedding"],
+        }
+        for name, m in timed.items()
+    }
+    return speedup, sizes
+
+
 def speed_table(lat: dict, speedup: dict, sizes: dict) -> str:
     """Markdown: latency at batch 1 and 64 with speed-ups, file size, size without embedding."""
     header = [

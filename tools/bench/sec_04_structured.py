@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import statistics
 
-from common import md_table, median_spread, pct, seeds, speed_table
+from common import md_table, median_spread, pct, seeds, speed_and_sizes, speed_table
 
 from course_utils import get_baseline
 from course_utils.measure import (
     compare_latency,
-    count_parameters,
-    size_on_disk,
-    state_without_embedding,
 )
 from course_utils.pruning import (
     hidden_unit_groups,
@@ -96,17 +93,7 @@ def run(mode: str) -> dict:
     )
     drops = [100 * (r["dense"] - r["shrunk"]) for r in per_seed.values()]
     control_drops = [100 * (r["dense"] - r["control"]) for r in per_seed.values()]
-    speedup = {
-        name: {bs: latency["dense"][bs] / latency[name][bs] for bs in (1, 64)} for name in timed
-    }
-    sizes = {
-        name: {
-            "file": size_on_disk(m),
-            "without_embedding": size_on_disk(state_without_embedding(m)),
-            "params_without_embedding": count_parameters(m)["total_without_embedding"],
-        }
-        for name, m in timed.items()
-    }
+    speedup, sizes = speed_and_sizes(timed, latency)
     results = {
         "recipe": {"lambda": LAMBDA, "units": UNITS, **cfg},
         "per_seed": per_seed,

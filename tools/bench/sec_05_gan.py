@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from common import md_table, median_spread, pct, seeds, speed_table
+from common import md_table, median_spread, pct, seeds, speed_and_sizes, speed_table
 
 from course_utils import get_baseline
 from course_utils.measure import (
     compare_latency,
-    count_parameters,
-    size_on_disk,
-    state_without_embedding,
 )
 from course_utils.pruning.gan import GALConfig
 from course_utils.pruning.gan_comparison import (
@@ -76,17 +73,7 @@ def run(mode: str) -> dict:
         }
     verdict = adversarial_verdict(rows)
     verdict_before = adversarial_verdict(rows, "test_before")
-    speedup = {
-        name: {bs: latency["dense"][bs] / latency[name][bs] for bs in (1, 64)} for name in timed
-    }
-    sizes = {
-        name: {
-            "file": size_on_disk(m),
-            "without_embedding": size_on_disk(state_without_embedding(m)),
-            "params_without_embedding": count_parameters(m)["total_without_embedding"],
-        }
-        for name, m in timed.items()
-    }
+    speedup, sizes = speed_and_sizes(timed, latency)
     gal_name = f"GAL, {UNITS} units"
     results = {
         "recipe": {
