@@ -10,7 +10,7 @@ at step 500``) and the Image ``agp-plot``.
 from __future__ import annotations
 
 from ..pruning.schedules import agp_sparsity
-from .common import figure_png, new_figure, percent
+from .common import error_html, figure_png, new_figure, percent
 
 
 def agp_curve(
@@ -105,7 +105,7 @@ class AGPScheduleWidget:
                 frequency=self.frequency.value,
             )
         except ValueError as err:
-            self.summary.value = f"<span style='color:#b00'>{err}</span>"
+            self.summary.value = error_html(err)
             return
         end = self.start.value + self.updates.value * self.frequency.value
         self.curve = (steps, values)

@@ -1,4 +1,4 @@
-"""Small helpers the widgets share: validation batches, accuracy, figures, labels."""
+"""Small helpers the widgets share: validation batches, accuracy, figures, labels, errors."""
 
 from __future__ import annotations
 
@@ -64,3 +64,8 @@ def figure_png(fig) -> bytes:
 
 def percent(x: float) -> str:
     return f"{100 * x:.1f} %"
+
+
+def error_html(err: Exception) -> str:
+    """An exception as the red line a widget shows instead of raising it in a callback."""
+    return f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"

@@ -35,7 +35,7 @@ from torch import nn
 from ..pruning.criteria import jaccard, jaccard_per_tensor
 from ..pruning.magnitude import magnitude_scores, random_scores
 from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
-from .common import batch_accuracy, validation_batches
+from .common import batch_accuracy, error_html, percent, validation_batches
 
 
 @dataclass
@@ -183,10 +183,6 @@ def compare_two_criteria(
 # --- the thin view -------------------------------------------------------------------------
 
 
-def percent(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
 def side_by_side_html(view: SideBySide) -> str:
     """The per-tensor table of ``view`` as HTML."""
     a, b = view.criteria
@@ -294,7 +290,7 @@ class CriteriaWidget:
             self.table.value = side_by_side_html(view)
             self.view, self.error.value = view, ""
         except Exception as err:  # shown in the widget, never lost in a callback
-            self.error.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
+            self.error.value = error_html(err)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..measure import count_parameters
 from ..pruning.gan import GALConfig, GALResult, remove_masked_units, train_gal
 from ..train import evaluate
+from .common import error_html
 
 __all__ = ["GALThresholdExplorer", "gal_threshold_stats", "train_lambda_grid"]
 
@@ -149,7 +150,7 @@ class GALThresholdExplorer:
                 report.value = self.report(lam_slider.value, threshold_slider.value)
                 error.value = ""
             except Exception as err:  # shown to the learner, not raised into the kernel
-                error.value = f"<span style='color:red'>{type(err).__name__}: {err}</span>"
+                error.value = error_html(err)
 
         lam_slider.observe(show, names="value")
         threshold_slider.observe(show, names="value")

@@ -42,7 +42,7 @@ from torch import nn
 from ..measure import tensor_group
 from ..pruning.magnitude import CRITERIA, magnitude_scores, random_scores
 from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
-from .common import batch_accuracy, percent, validation_batches
+from .common import batch_accuracy, error_html, percent, validation_batches
 
 HEATMAP_DEFAULT = "rnn.weight_hh_l0"
 
@@ -381,7 +381,7 @@ class SparsityExplorer:
             self.heatmap.value = heatmap_png(view, vmax=self._vmax)
             self.view, self.error.value = view, ""
         except Exception as err:  # shown in the widget, never lost in a callback
-            self.error.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
+            self.error.value = error_html(err)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

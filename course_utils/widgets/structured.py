@@ -15,6 +15,7 @@ from torch import nn
 from ..measure import count_parameters, measure_latency, size_on_disk
 from ..pruning.structured import remove_hidden_units, select_units, unit_norms, unit_slots
 from ..train import evaluate
+from .common import error_html
 
 __all__ = ["UnitsKeptExplorer", "units_kept_stats"]
 
@@ -129,7 +130,7 @@ class UnitsKeptExplorer:
                 report.value = self.report(slider.value)
                 error.value = ""
             except Exception as err:  # shown to the learner, not raised into the kernel
-                error.value = f"<span style='color:red'>{type(err).__name__}: {err}</span>"
+                error.value = error_html(err)
 
         slider.observe(show, names="value")
         show()

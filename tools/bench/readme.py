@@ -19,10 +19,6 @@ START, END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
 NOTEBOOK_LIMITS_MIN = {"01": 2, "02": 3, "03": 3, "04": 3, "05": 4, "06": 4}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
 def _spread(s: dict, scale: float = 100.0, unit: str = "") -> str:
     if len(s["values"]) == 1:
         return f"{scale * s['median']:.1f}{unit}"
