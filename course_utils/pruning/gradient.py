@@ -333,7 +333,43 @@ def snip_scores(
     return {n: s / total for n, s in raw.items()}
 
 
-class MovementScores:
+class _ScoreTracker:
+    """Scores per prunable weight, updated from ``g·w`` after every backward pass.
+
+    A ``before_step`` hook for ``train_model`` (it is callable); subclasses say how one
+    step's ``g·w`` changes the score in :meth:`_update`.
+    """
+
+    label, needs = "gradient", "training steps"
+
+    def __init__(self, model: nn.Module, names: Sequence[str] | None = None):
+        self.names = list(_params(model, names))
+        params = dict(model.named_parameters())
+        self.values = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in self.names}
+        self.steps = 0
+
+    def _update(self, name: str, grad_times_weight: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def accumulate(self, model: nn.Module, step: int | None = None) -> None:
+        params = dict(model.named_parameters())
+        for n in self.names:
+            p = params[n]
+            if p.grad is None:
+                raise ValueError(f"{n} has no gradient: call accumulate after loss.backward()")
+            self._update(n, (p.grad * p).float())
+        self.steps += 1
+
+    __call__ = accumulate  # so that it can be passed as a before_step hook
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        if self.steps == 0:
+            raise ValueError(f"no steps accumulated yet: {self.label} scores need {self.needs}")
+        return {n: s.clone() for n, s in self.values.items()}
+
+
+class MovementScores(_ScoreTracker):
     """Movement-pruning scores, accumulated during fine-tuning (Sanh et al. 2020).
 
     Call :meth:`accumulate` after each backward pass (``train_model``'s ``before_step``
@@ -345,34 +381,19 @@ class MovementScores:
     cubic schedule, where sparsity only grows, this changes little.
     """
 
+    label, needs = "movement", "fine-tuning steps"
+
     def __init__(self, model: nn.Module, names: Sequence[str] | None = None, lr: float = 1.0):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        self.names = list(_params(model, names))
-        params = dict(model.named_parameters())
+        super().__init__(model, names)
         self.lr = lr
-        self.values = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in self.names}
-        self.steps = 0
 
-    @torch.no_grad()
-    def accumulate(self, model: nn.Module, step: int | None = None) -> None:
-        params = dict(model.named_parameters())
-        for n in self.names:
-            p = params[n]
-            if p.grad is None:
-                raise ValueError(f"{n} has no gradient: call accumulate after loss.backward()")
-            self.values[n] -= self.lr * (p.grad * p).float()
-        self.steps += 1
-
-    __call__ = accumulate  # so that it can be passed as a before_step hook
-
-    def scores(self) -> dict[str, torch.Tensor]:
-        if self.steps == 0:
-            raise ValueError("no steps accumulated yet: movement scores need fine-tuning steps")
-        return {n: s.clone() for n, s in self.values.items()}
+    def _update(self, name: str, grad_times_weight: torch.Tensor) -> None:
+        self.values[name] -= self.lr * grad_times_weight
 
 
-class RunningTaylorScores:
+class RunningTaylorScores(_ScoreTracker):
     """Taylor importance |g·w| accumulated while training (Molchanov et al. 2017).
 
     A ``before_step`` hook, like :class:`MovementScores`: after each backward pass it
@@ -381,37 +402,22 @@ class RunningTaylorScores:
     weights by Taylor importance at no extra cost. The first step sets ``S = |g·w|``.
     """
 
+    label = "running Taylor"
+
     def __init__(self, model: nn.Module, names: Sequence[str] | None = None, momentum=0.9):
         if isinstance(momentum, bool) or not isinstance(momentum, int | float):
             raise TypeError(f"momentum must be a number in [0, 1), got {momentum!r}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.names = list(_params(model, names))
-        params = dict(model.named_parameters())
+        super().__init__(model, names)
         self.momentum = float(momentum)
-        self.values = {n: torch.zeros_like(params[n], dtype=torch.float32) for n in self.names}
-        self.steps = 0
 
-    @torch.no_grad()
-    def accumulate(self, model: nn.Module, step: int | None = None) -> None:
-        params = dict(model.named_parameters())
-        for n in self.names:
-            p = params[n]
-            if p.grad is None:
-                raise ValueError(f"{n} has no gradient: call accumulate after loss.backward()")
-            value = (p.grad * p).abs().float()
-            if self.steps == 0:
-                self.values[n] = value
-            else:
-                self.values[n].mul_(self.momentum).add_(value, alpha=1 - self.momentum)
-        self.steps += 1
-
-    __call__ = accumulate
-
-    def scores(self) -> dict[str, torch.Tensor]:
+    def _update(self, name: str, grad_times_weight: torch.Tensor) -> None:
+        value = grad_times_weight.abs()
         if self.steps == 0:
-            raise ValueError("no steps accumulated yet: running Taylor scores need training steps")
-        return {n: s.clone() for n, s in self.values.items()}
+            self.values[name] = value
+        else:
+            self.values[name].mul_(self.momentum).add_(value, alpha=1 - self.momentum)
 
 
 GRADIENT_CRITERIA = ("taylor", "snip", "movement")
