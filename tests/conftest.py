@@ -8,6 +8,7 @@ from course_utils.text import (
     TextClassificationDataset,
     basic_tokenize,
     build_vocab_from_iterator,
+    make_loader,
 )
 
 
@@ -46,3 +47,13 @@ def synthetic_data():
         TextClassificationDataset(train, vocab, num_classes=3),
         TextClassificationDataset(valid, vocab, num_classes=3),
     )
+
+
+@pytest.fixture
+def task(synthetic_data):
+    """A small LSTM classifier for the synthetic task, with (train, valid) loaders."""
+    vocab, train, valid = synthetic_data
+    torch.manual_seed(0)
+    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
+    loaders = (make_loader(train, 16, shuffle=True), make_loader(valid, 64))
+    return model, loaders

@@ -5,10 +5,10 @@ import warnings
 
 import pytest
 import torch
+from helpers import zeros_stay_zero
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.models import RNNClassifier
 from course_utils.pruning import agp_sparsity, get_masks, select_layerwise
 from course_utils.pruning.criteria import (
     agp_steps,
@@ -18,7 +18,6 @@ from course_utils.pruning.criteria import (
     snip_pruning,
 )
 from course_utils.pruning.gradient import MovementScores, snip_scores
-from course_utils.text import make_loader
 
 # --- Jaccard ----------------------------------------------------------------------------
 
@@ -77,20 +76,6 @@ def test_agp_steps():
 
 
 # --- gradual pruning with each criterion ----------------------------------------------------
-
-
-@pytest.fixture
-def task(synthetic_data):
-    vocab, train, valid = synthetic_data
-    torch.manual_seed(0)
-    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
-    loaders = (make_loader(train, 16, shuffle=True), make_loader(valid, 64))
-    return model, loaders
-
-
-def zeros_stay_zero(model):
-    params = dict(model.named_parameters())
-    return all(bool((params[n][~m] == 0).all()) for n, m in get_masks(model).items())
 
 
 @pytest.mark.parametrize("criterion", ["magnitude", "random", "taylor", "movement"])

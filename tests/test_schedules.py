@@ -5,12 +5,12 @@ import math
 
 import pytest
 import torch
+from helpers import zeros_stay_zero
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils.baseline import BaselineConfig, get_baseline
 from course_utils.measure import num_threads
-from course_utils.models import RNNClassifier
 from course_utils.pruning import (
     AGPPruner,
     agp_pruning,
@@ -27,7 +27,6 @@ from course_utils.pruning import (
     rewind_weights,
     select_global,
 )
-from course_utils.text import make_loader
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -175,20 +174,6 @@ def test_agp_pruner_bad_input(tiny_model):
 
 
 # --- fine-tuning and schedules on a tiny task --------------------------------------
-
-
-@pytest.fixture
-def task(synthetic_data):
-    vocab, train, valid = synthetic_data
-    torch.manual_seed(0)
-    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
-    loaders = (make_loader(train, 16, shuffle=True), make_loader(valid, 64))
-    return model, loaders
-
-
-def zeros_stay_zero(model):
-    params = dict(model.named_parameters())
-    return all(bool((params[n][~m] == 0).all()) for n, m in get_masks(model).items())
 
 
 def test_finetune_keeps_masks_and_counts_steps_over_epochs(task):
