@@ -10,6 +10,7 @@ from course_utils.text import (
     build_vocab_from_iterator,
     make_loader,
 )
+from course_utils.train import train_model
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +58,20 @@ def task(synthetic_data):
     model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
     loaders = (make_loader(train, 16, shuffle=True), make_loader(valid, 64))
     return model, loaders
+
+
+def trained_synthetic_classifier() -> tuple:
+    """A tiny LSTM classifier trained to high accuracy on the synthetic keyword task.
+
+    Returns ``(model, train_loader, valid_loader)``; the widget tests use it.
+    """
+    train = synthetic_examples(120, 0)
+    vocab = build_vocab_from_iterator(basic_tokenize(t) for t, _ in train)
+    train_set = TextClassificationDataset(train, vocab, num_classes=3)
+    valid_set = TextClassificationDataset(synthetic_examples(60, 1), vocab, num_classes=3)
+    torch.manual_seed(0)
+    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
+    train_loader = make_loader(train_set, 16, shuffle=True)
+    valid = make_loader(valid_set, 16)
+    train_model(model, train_loader, valid, epochs=6, lr=0.02, progress=False)
+    return model, train_loader, valid

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from helpers import padded_batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,13 +28,8 @@ from course_utils.text import make_loader
 from course_utils.train import train_model
 
 
-def batch(seed=0, vocab=30, lengths=(6, 4, 3, 1)):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor(lengths)
-    tokens = torch.randint(1, vocab, (len(lengths), int(lengths.max())), generator=g)
-    for i, n in enumerate(lengths):
-        tokens[i, n:] = 0
-    return tokens, lengths
+def batch(seed=0):
+    return padded_batch((6, 4, 3, 1), seed=seed)
 
 
 def tiny(cell="lstm", layers=1, bidirectional=False, pooling="max", hidden=4, seed=0):

@@ -1,18 +1,10 @@
 import pytest
 import torch
+from helpers import padded_batch as batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils.models import CELLS, POOLINGS, RNNClassifier, build_model, cell_name
-
-
-def batch(vocab=30, lengths=(7, 3, 5, 1), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor(lengths)
-    tokens = torch.randint(1, vocab, (len(lengths), int(lengths.max())), generator=g)
-    for i, n in enumerate(lengths):
-        tokens[i, n:] = 0
-    return tokens, lengths
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import padded_batch as batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -24,15 +25,6 @@ from course_utils.pruning.regularization import (
     train_group_lasso,
     zero_groups_below,
 )
-
-
-def batch(vocab=30, lengths=(7, 3, 5, 1), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor(lengths)
-    tokens = torch.randint(1, vocab, (len(lengths), int(lengths.max())), generator=g)
-    for i, n in enumerate(lengths):
-        tokens[i, n:] = 0
-    return tokens, lengths
 
 
 def small_model(cell="lstm", layers=2, bidirectional=True, hidden=4, embed=3, pooling="max"):

@@ -1,5 +1,6 @@
 """Removing hidden units and embedding dimensions: equivalence, selection, bad input."""
 
+import helpers
 import pytest
 import torch
 from helpers import same_weights
@@ -48,12 +49,7 @@ def model_for(cell, layers, bidirectional, pooling, hidden, embed, seed=0):
 
 
 def padded_batch(lengths, seed):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor(lengths)
-    tokens = torch.randint(1, VOCAB, (len(lengths), int(lengths.max())), generator=g)
-    for i, n in enumerate(lengths):
-        tokens[i, n:] = 0
-    return tokens, lengths
+    return helpers.padded_batch(lengths, vocab=VOCAB, seed=seed)
 
 
 configs = st.fixed_dictionaries(

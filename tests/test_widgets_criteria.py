@@ -4,20 +4,13 @@ import copy
 
 import pytest
 import torch
-from conftest import synthetic_examples
+from conftest import trained_synthetic_classifier
 from helpers import same_weights
 
-from course_utils.models import RNNClassifier
 from course_utils.pruning import prune
 from course_utils.pruning.criteria import jaccard
 from course_utils.pruning.gradient import taylor_scores
-from course_utils.text import (
-    TextClassificationDataset,
-    basic_tokenize,
-    build_vocab_from_iterator,
-    make_loader,
-)
-from course_utils.train import evaluate, train_model
+from course_utils.train import evaluate
 from course_utils.widgets import compare_two_criteria, criteria_cache, criteria_widget
 
 NAMES = ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "classifier.weight"]
@@ -25,16 +18,7 @@ NAMES = ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "classifier.weight"]
 
 @pytest.fixture(scope="module")
 def trained():
-    train = synthetic_examples(120, 0)
-    vocab = build_vocab_from_iterator(basic_tokenize(t) for t, _ in train)
-    train_set = TextClassificationDataset(train, vocab, num_classes=3)
-    valid_set = TextClassificationDataset(synthetic_examples(60, 1), vocab, num_classes=3)
-    torch.manual_seed(0)
-    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
-    train_loader = make_loader(train_set, 16, shuffle=True)
-    valid = make_loader(valid_set, 16)
-    train_model(model, train_loader, valid, epochs=6, lr=0.02, progress=False)
-    return model, train_loader, valid
+    return trained_synthetic_classifier()
 
 
 @pytest.fixture

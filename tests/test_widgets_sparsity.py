@@ -5,19 +5,12 @@ import math
 
 import pytest
 import torch
-from conftest import synthetic_examples
+from conftest import trained_synthetic_classifier
 from helpers import same_weights
 
 from course_utils.measure import num_threads
-from course_utils.models import RNNClassifier
 from course_utils.pruning import agp_sparsity, prune
-from course_utils.text import (
-    TextClassificationDataset,
-    basic_tokenize,
-    build_vocab_from_iterator,
-    make_loader,
-)
-from course_utils.train import evaluate, train_model
+from course_utils.train import evaluate
 from course_utils.widgets import (
     agp_curve,
     agp_schedule_widget,
@@ -40,17 +33,7 @@ PNG = b"\x89PNG"
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny classifier trained to high accuracy on the synthetic keyword task."""
-    train = synthetic_examples(120, 0)
-    vocab = build_vocab_from_iterator(basic_tokenize(t) for t, _ in train)
-    train_set = TextClassificationDataset(train, vocab, num_classes=3)
-    valid_set = TextClassificationDataset(synthetic_examples(60, 1), vocab, num_classes=3)
-    torch.manual_seed(0)
-    model = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
-    valid = make_loader(valid_set, 16)
-    train_model(
-        model, make_loader(train_set, 16, shuffle=True), valid, epochs=6, lr=0.02, progress=False
-    )
+    model, _, valid = trained_synthetic_classifier()
     return model, valid
 
 
