@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +30,9 @@ from .text import (
     make_loader,
 )
 from .train import (
-    CheckpointError,
-    atomic_write_bytes,
     evaluate,
-    load_checkpoint,
-    save_checkpoint,
+    load_cached,
+    save_cached,
     set_seed,
     train_model,
 )
@@ -158,31 +155,6 @@ def new_model(config: BaselineConfig, vocab_size: int, num_classes: int) -> RNNC
     )
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _load_cached(path: Path, key: str) -> tuple[RNNClassifier, dict] | None:
-    """The cached model if the file is whole and belongs to ``key``; else None (with a warning)."""
-    digest_path = path.with_suffix(".sha256")
-    if not path.exists():
-        return None
-    problem = None
-    if not digest_path.exists() or digest_path.read_text().strip() != _file_digest(path):
-        problem = "its checksum does not match (corrupt or half-written)"
-    else:
-        try:
-            model, extra = load_checkpoint(path)
-            if extra.get("key") != key:
-                problem = "it was made for another config or other data (stale)"
-            else:
-                return model, extra
-        except (CheckpointError, KeyError, TypeError) as err:
-            problem = f"it cannot be read ({err})"
-    warnings.warn(f"Baseline cache {path} is not usable: {problem}. Rebuilding it.", stacklevel=3)
-    return None
-
-
 def get_baseline(
     config: BaselineConfig | None = None,
     *,
@@ -204,7 +176,11 @@ def get_baseline(
     path = Path(cache_dir or default_cache_dir()) / f"baseline-{key[:20]}.pt"
     device = default_device()
 
-    cached = _load_cached(path, key) if cache else None
+    cached = (
+        load_cached(path, key, what="Baseline", stale="for another config or other data")
+        if cache
+        else None
+    )
     if cached is not None:
         model, extra = cached
         vocab = Vocab.from_state_dict(extra["vocab"])
@@ -248,7 +224,7 @@ def get_baseline(
         "threads": torch.get_num_threads(),
     }
     if cache:
-        save_checkpoint(
+        save_cached(
             path,
             model.cpu(),
             key=key,
@@ -257,5 +233,4 @@ def get_baseline(
             metrics=baseline.metrics,
         )
         model.to(device)
-        atomic_write_bytes(path.with_suffix(".sha256"), _file_digest(path).encode())
     return baseline

@@ -7,10 +7,12 @@ Introduced in chapter 1; the pruning chapters pass hooks (``before_step``,
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import random
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,3 +284,43 @@ def load_checkpoint(
             f"weights in path={str(path)!r} do not fit the model: {err}"
         ) from None
     return model, payload.get("extra", {})
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_cached(path: str | os.PathLike, model: RNNClassifier, **extra) -> None:
+    """A cache entry: :func:`save_checkpoint`, then its SHA-256 in ``<path>.sha256``.
+
+    The digest is written last, so an interrupted write leaves no entry that looks whole.
+    """
+    path = Path(path)
+    save_checkpoint(path, model, **extra)
+    atomic_write_bytes(path.with_suffix(".sha256"), _file_digest(path).encode())
+
+
+def load_cached(
+    path: str | os.PathLike, key: str, *, what: str, stale: str
+) -> tuple[RNNClassifier, dict] | None:
+    """The entry :func:`save_cached` wrote, if the file is whole and was saved with ``key``.
+
+    Otherwise ``None``, with a warning that names ``what`` cache it is and why it is not
+    used (``stale`` says what a different key means) so that the caller rebuilds it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    digest = path.with_suffix(".sha256")
+    if not digest.exists() or digest.read_text().strip() != _file_digest(path):
+        problem = "its checksum does not match (corrupt or half-written)"
+    else:
+        try:
+            model, extra = load_checkpoint(path)
+            if extra.get("key") == key:
+                return model, extra
+            problem = f"it was made {stale} (stale)"
+        except (CheckpointError, KeyError, TypeError) as err:
+            problem = f"it cannot be read ({err})"
+    warnings.warn(f"{what} cache {path} is not usable: {problem}. Rebuilding it.", stacklevel=3)
+    return None

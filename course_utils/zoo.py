@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 from .baseline import Baseline, get_baseline
 from .models import RNNClassifier
 from .settings import cache_dir as default_cache_dir
-from .train import CheckpointError, atomic_write_bytes, evaluate, load_checkpoint, save_checkpoint
+from .train import evaluate, load_cached, save_cached
 
 ZOO_VERSION = 2
 UNSTRUCTURED = ("magnitude_oneshot", "magnitude_agp", "taylor", "movement", "snip")
@@ -285,30 +284,6 @@ def _weights_digest(model: RNNClassifier) -> str:
     return digest.hexdigest()
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _load(path: Path, key: str) -> tuple[RNNClassifier, dict] | None:
-    if not path.exists():
-        return None
-    digest = path.with_suffix(".sha256")
-    if not digest.exists() or digest.read_text().strip() != _digest(path):
-        problem = "its checksum does not match (corrupt or half-written)"
-    else:
-        try:
-            model, extra = load_checkpoint(path)
-            if extra.get("key") == key:
-                return model, extra
-            problem = "it was made with another recipe, baseline or data (stale)"
-        except (CheckpointError, KeyError, TypeError) as err:
-            problem = f"it cannot be read ({err})"
-    warnings.warn(
-        f"Pruned-model cache {path} is not usable: {problem}. Rebuilding it.", stacklevel=3
-    )
-    return None
-
-
 def pruned_model(
     method: str,
     amount: float | int,
@@ -349,7 +324,11 @@ def pruned_model(
         budget=budget,
         recipe=rec,
     )
-    found = _load(path, key) if cache else None
+    found = (
+        load_cached(path, key, what="Pruned-model", stale="with another recipe, baseline or data")
+        if cache
+        else None
+    )
     if found is not None:
         model, extra = found
         return PrunedModel(
@@ -373,8 +352,7 @@ def pruned_model(
         "train_seconds": seconds,
     }
     if cache:
-        save_checkpoint(path, copy.deepcopy(model).cpu(), key=key, metrics=metrics)
-        atomic_write_bytes(path.with_suffix(".sha256"), _digest(path).encode())
+        save_cached(path, copy.deepcopy(model).cpu(), key=key, metrics=metrics)
     return PrunedModel(**info, model=model, metrics=metrics, from_cache=False)
 
 
