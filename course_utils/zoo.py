@@ -38,7 +38,7 @@ from .models import RNNClassifier
 from .settings import cache_dir as default_cache_dir
 from .train import evaluate, load_cached, save_cached
 
-ZOO_VERSION = 2
+ZOO_VERSION = 3
 UNSTRUCTURED = ("magnitude_oneshot", "magnitude_agp", "taylor", "movement", "snip")
 STRUCTURED = ("group_lasso", "gal")
 METHODS = UNSTRUCTURED + STRUCTURED

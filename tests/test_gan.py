@@ -1,4 +1,6 @@
+import itertools
 import math
+import warnings
 
 import pytest
 import torch
@@ -168,6 +170,70 @@ def test_fista_restarts_its_momentum_when_it_points_uphill():
     assert torch.equal(masks["l0"].detach(), m)  # after a restart y = m: no momentum
 
 
+def test_per_key_lambdas_and_freeze_follow_the_formula():
+    m0 = {"a": torch.tensor([1.0, 0.02, 0.6]), "b": torch.tensor([0.5, 0.03, 0.9])}
+    masks = torch.nn.ParameterDict({k: torch.nn.Parameter(v.clone()) for k, v in m0.items()})
+    fista = FistaMasks(masks, lr=0.1, lam=0.4)
+    fista.lams["b"] = 2.0  # each key thresholds with its own λ
+    grads = {"a": torch.tensor([0.1, 0.0, -0.2]), "b": torch.tensor([0.0, 0.0, 0.1])}
+    fista.step(grads)
+    for k, lam in (("a", 0.4), ("b", 2.0)):
+        expected = torch.clamp(soft_threshold(m0[k] - 0.1 * grads[k], 0.1 * lam), min=0)
+        assert torch.allclose(fista.current[k], expected)
+    assert fista.alive("a") == 2 and fista.alive("b") == 2 and fista.alive() == 4
+    # freeze "a": its dead mask stays dead under any gradient, its λ is 0 from now on
+    fista.freeze("a")
+    assert fista.lams == {"a": 0.0, "b": 2.0}
+    for _ in range(5):
+        y = masks["a"].detach().clone()
+        pull_up = {"a": -torch.ones(3), "b": torch.zeros(3)}
+        fista.step(pull_up)
+        assert fista.current["a"][1] == 0 and masks["a"][1] == 0
+        alive = torch.tensor([1.0, 0.0, 1.0])
+        assert torch.allclose(fista.current["a"], torch.clamp(y + 0.1, min=0) * alive)
+    with pytest.raises(KeyError, match="no mask named 'c'"):
+        fista.freeze("c")
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    st.sampled_from(["lstm", "gru", "rnn"]),
+    st.integers(1, 2),
+    st.booleans(),
+    st.integers(1, 5),
+    st.integers(0, 10_000),
+)
+def test_a_unit_budget_ends_within_budget_and_removal_stays_exact(
+    cell, layers, bidirectional, target, seed
+):
+    teacher = tiny(cell, layers, bidirectional, hidden=6, seed=seed).eval()
+    tokens, lengths = batch(seed)
+    loader = [(tokens, lengths, torch.zeros(len(lengths), dtype=torch.long))] * 6
+    config = GALConfig(
+        lam=0.5, lam_growth=1.5, target_units=target, epochs=2, mask_lr=0.1, mask_every=1, seed=seed
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_gal(teacher, loader, loader, config, progress=False)
+    met = result.history["budget_met_step"]
+    all_dead = [slot for slot, n in result.units_alive().items() if n == 0]
+    said = [str(w.message) for w in caught if "every mask of layer" in str(w.message)]
+    assert len(said) == len(all_dead)  # a slot that lost every unit is reported
+    slots = mask_slots(teacher)
+    assert set(met) == set(slots), "λ grows by 1.5x per step: every slot meets its budget"
+    assert all(n <= target for n in result.units_alive().values())
+    lam = result.history["lam"]
+    first = min(met.values())
+    assert all(b > a for a, b in itertools.pairwise(lam[: first - 1]))  # λ grows until then
+    assert lam[-1] == 0.0 and result.best_epoch >= 1
+    assert math.isfinite(result.history["valid_objective"][result.best_epoch - 1])
+    small = result.pruned_model()
+    assert small.rnn.hidden_size == max(1, *result.units_alive().values())
+    with torch.no_grad():
+        gap = (small(tokens, lengths) - result.student(tokens, lengths)).abs().max()
+    assert gap <= 1e-5
+
+
 def test_soft_threshold_and_kept_units():
     x = torch.tensor([-2.0, -0.5, 0.0, 0.3, 1.5])
     assert soft_threshold(x, 0.5).tolist() == [-1.5, 0.0, 0.0, 0.0, 1.0]
@@ -321,6 +387,15 @@ def test_bad_input_gets_clear_errors():
         GALConfig(lam=float("nan")).check()
     with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         GALConfig(epochs=0).check()
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="target_units must be an int >= 1"):
+            GALConfig(target_units=bad).check()
+    with pytest.raises(ValueError, match="lam_growth must be >= 1"):
+        GALConfig(lam_growth=0.9).check()
+    with pytest.raises(ValueError, match="lam must be > 0 when target_units is set"):
+        GALConfig(lam=0.0, target_units=2).check()
+    with pytest.raises(ValueError, match="target_units must be below the teacher's 4 hidden"):
+        train_gal(teacher, loader, loader, GALConfig(target_units=4))
     with pytest.raises(ValueError, match="nothing to learn"):
         GALConfig(adv_weight=0, data_weight=0).check()
     with pytest.raises(TypeError, match="config must be a GALConfig"):

@@ -14,6 +14,7 @@ from course_utils.pruning.gan_comparison import (
     compare_unit_pruning,
     distillation_loss,
     finetune_pruned,
+    gal_for,
     method_summary,
     prune_to_units,
 )
@@ -114,6 +115,22 @@ def test_every_method_prunes_to_the_same_size_and_gets_a_row(tiny_baseline):
     with pytest.raises(ValueError, match="units must be a positive int"):
         UnitBudget(units=0)
     assert "first 3 batches" in budget.describe()
+
+
+def test_gal_trains_with_the_unit_budget_unless_told_not_to(tiny_baseline):
+    gal = GALConfig(epochs=3, lam=0.2, lam_growth=1.1, mask_lr=0.2, mask_every=1)
+    budget = UnitBudget(units=3, gal=gal, train_batches=4)
+    for adversarial in (True, False):
+        result = gal_for(tiny_baseline, budget, adversarial=adversarial, progress=False)
+        assert set(result.history["budget_met_step"]) == {(0, 0)}
+        assert 1 <= result.units_alive()[(0, 0)] <= 3  # the cut to 3 units is exact
+        assert result.history["lam"][-1] == 0.0
+    assert "until 3 units are left" in budget.describe()
+    fixed = UnitBudget(units=3, gal=gal, gal_budget=False, train_batches=4)
+    result = gal_for(tiny_baseline, fixed, progress=False)
+    assert result.history["budget_met_step"] == {}
+    assert set(result.history["lam"]) == {0.2}  # λ stays where it was set
+    assert "λ 0.2," in fixed.describe()
 
 
 def rows_for(gal, ablation):

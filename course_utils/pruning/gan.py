@@ -13,6 +13,12 @@ iteration of :func:`train_gal` updates the discriminator, then the student's wei
 FISTA step with the L1 penalty ``lam·||m||_1`` as its proximal part. ``adv_weight=0``
 is the ablation without the adversarial term (distillation + L1 masks).
 
+With a unit budget (``GALConfig.target_units``), λ is not fixed: it starts at ``lam``
+and grows by ``lam_growth`` per mask step until each (layer, direction) has at most
+``target_units`` masks above zero; then that slot's zero masks stay zero and its λ
+drops to 0, and the remaining steps let the survivors recover. The final removal is
+then exact at the wanted size (growing regularization, Wang et al., ICLR 2021).
+
 Masks are keyed like chapter 4's keep specs: ``{(layer, direction): (hidden,) tensor}``,
 direction 0 forward and 1 backward.
 """
@@ -105,7 +111,7 @@ def discriminator_loss(
 class GALConfig:
     """Hyper-parameters of GAN-guided pruning (defaults tuned for the course baseline)."""
 
-    lam: float = 0.3  # L1 strength on the masks
+    lam: float = 0.1  # L1 strength on the masks (with target_units: where λ starts)
     epochs: int = 4
     lr: float = 3e-4  # student weights (Adam)
     d_lr: float = 1e-3  # discriminator (Adam)
@@ -122,6 +128,12 @@ class GALConfig:
     clip: float | None = 1.0
     snapshot_every: int = 5  # record the masks every n student steps (dashboards)
     seed: int = 0
+    # A unit budget instead of a fixed λ (growing regularization, Wang et al. 2021):
+    # while a (layer, direction) has more than target_units masks above zero, its λ is
+    # multiplied by lam_growth at every mask step, starting from lam; once it is within
+    # budget, its zero masks stay zero and its λ drops to 0.
+    target_units: int | None = None
+    lam_growth: float = 1.03
 
     def check(self) -> None:
         for name in ("lam", "adv_weight", "data_weight", "ce_weight", "d_weight_decay", "d_noise"):
@@ -131,10 +143,16 @@ class GALConfig:
         for name in ("lr", "d_lr", "mask_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("epochs", "mask_every", "snapshot_every", "d_hidden"):
+        for name in ("epochs", "mask_every", "snapshot_every", "d_hidden", "target_units"):
             value = getattr(self, name)
+            if name == "target_units" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not self.lam_growth >= 1:
+            raise ValueError(f"lam_growth must be >= 1, got {self.lam_growth}")
+        if self.target_units is not None and not self.lam > 0:
+            raise ValueError(f"lam must be > 0 when target_units is set, got {self.lam}")
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.adv_weight == 0 and self.data_weight == 0 and self.ce_weight == 0:
@@ -179,9 +197,11 @@ def _history() -> dict:
         "g_ce",
         "mask_l1",
         "alive",
+        "lam",
     ]
     per_epoch = ["epoch", "valid_accuracy", "valid_logit_mse", "valid_objective", "epoch_alive"]
-    return {k: [] for k in per_step + per_epoch} | {"snapshot_step": [], "mask_snapshots": []}
+    snapshots = {"snapshot_step": [], "mask_snapshots": []}
+    return {k: [] for k in per_step + per_epoch} | snapshots | {"budget_met_step": {}}
 
 
 @torch.no_grad()
@@ -265,12 +285,15 @@ def train_gal(
 
     Each epoch ends with a validation pass at the current masks; the result keeps the
     completed epoch with the lowest validation objective ``data_weight·logit MSE +
-    lam·||m||_1`` (the penalized distillation loss that the masks minimize). If a loss
-    or a mask becomes NaN or infinite, training stops with a RuntimeWarning that says
-    where, and the result keeps the best state so far (``diverged=True``; the start if
-    no epoch was completed). The student is returned in eval mode. The teacher is not
-    changed. ``teacher_cache`` (a
-    :class:`CachedTeacher` of this teacher) lets several runs share the teacher's logits.
+    lam·||m||_1`` (the penalized distillation loss that the masks minimize). With a unit
+    budget (``config.target_units``) λ changes during training, so the kept epoch is the
+    one with the lowest ``data_weight·logit MSE`` among those that end within budget
+    (the last epoch if none does; ``history["budget_met_step"]`` says when each slot got
+    there). If a loss or a mask becomes NaN or infinite, training stops with a
+    RuntimeWarning that says where, and the result keeps the best state so far
+    (``diverged=True``; the start if no epoch was completed). The student is returned in
+    eval mode. The teacher is not changed. ``teacher_cache`` (a :class:`CachedTeacher`
+    of this teacher) lets several runs share the teacher's logits.
     """
     from tqdm.auto import tqdm
 
@@ -279,6 +302,12 @@ def train_gal(
         raise TypeError(f"config must be a GALConfig, got {type(config).__name__}")
     config.check()
     check_teacher(teacher)
+    hidden = teacher.rnn.hidden_size
+    if config.target_units is not None and config.target_units >= hidden:
+        raise ValueError(
+            f"target_units must be below the teacher's {hidden} hidden units, "
+            f"got {config.target_units}"
+        )
     if len(train_loader) == 0:
         raise ValueError("train_loader yields no batches")
     torch.manual_seed(config.seed)
@@ -356,6 +385,8 @@ def train_gal(
                 for g in mask_grads.values():
                     g.zero_()
                 pending = 0
+                if config.target_units is not None:
+                    _steer_lam(fista, net.slots, config, step, history["budget_met_step"])
                 bad = _not_finite({"mask": torch.stack([m.sum() for m in fista.current.values()])})
                 if bad:
                     diverged, message = True, _diverged(epoch, step, *bad)
@@ -369,8 +400,13 @@ def train_gal(
             break
         at = {s: fista.current[_name(s)] for s in net.slots}
         gap = logit_gap(teacher, _AtMasks(net, at), valid_loader)
-        l1 = sum(float(m.sum()) for m in at.values())
-        objective = config.data_weight * gap["logit_mse"] + config.lam * l1
+        if config.target_units is None:
+            l1 = sum(float(m.sum()) for m in at.values())
+            objective = config.data_weight * gap["logit_mse"] + config.lam * l1
+        elif len(history["budget_met_step"]) == len(net.slots):
+            objective = config.data_weight * gap["logit_mse"]  # every slot within budget
+        else:
+            objective = math.inf  # kept only if no epoch ends within budget (the last one)
         history["epoch"].append(epoch)
         history["valid_accuracy"].append(gap["accuracy"])
         history["valid_logit_mse"].append(gap["logit_mse"])
@@ -386,6 +422,27 @@ def train_gal(
     if diverged:
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     return GALResult(net, masks, history, best_epoch, diverged, message)
+
+
+def _steer_lam(fista: FistaMasks, slots, config: GALConfig, step: int, met: dict) -> None:
+    """The unit budget: grow each slot's λ until its alive masks fit, then freeze it."""
+    for slot in slots:
+        key = _name(slot)
+        if slot in met:
+            continue
+        if fista.alive(key) <= config.target_units:
+            fista.freeze(key)
+            met[slot] = step
+            if fista.alive(key) == 0:
+                warnings.warn(
+                    f"every mask of layer {slot[0]}, direction {slot[1]} reached 0 at step "
+                    f"{step}, below target_units={config.target_units}: lower lam_growth "
+                    "or mask_lr so that λ grows more gently",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        else:
+            fista.lams[key] *= config.lam_growth
 
 
 def _noisy(logits: torch.Tensor, std: float) -> torch.Tensor:
@@ -429,6 +486,7 @@ def _record_step(history, step, d, g_adv, g_data, g_ce, fista) -> None:
     history["g_ce"].append(float(g_ce.detach()))
     history["mask_l1"].append(sum(float(m.sum()) for m in fista.current.values()))
     history["alive"].append(fista.alive())
+    history["lam"].append(sum(fista.lams.values()) / len(fista.lams))
 
 
 # --- after training: fold the masks in, remove the dead units ------------------------------

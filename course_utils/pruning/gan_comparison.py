@@ -4,8 +4,9 @@ Introduced in chapter 5 (and used by its benchmark section). Every method ends w
 physically smaller RNNClassifier keeping the same number of hidden units per layer and
 direction (chapter 4's ``remove_hidden_units``), then gets the same fine-tuning:
 
-- ``"gal"``: GAN-guided soft masks (:func:`~course_utils.pruning.gan.train_gal`), fold
-  the masks in, keep the units with the largest masks;
+- ``"gal"``: GAN-guided soft masks (:func:`~course_utils.pruning.gan.train_gal`) with
+  a unit budget (λ grows until ``units`` masks are left), fold the masks in, keep the
+  units with the largest masks;
 - ``"gal_no_adv"``: the ablation without the adversarial term (distillation + L1 masks);
 - ``"group_lasso"``: chapter 4's ISS group lasso, keep the largest group norms;
 - ``"magnitude"``: the baseline's largest ISS group norms (structured magnitude);
@@ -121,15 +122,18 @@ class UnitBudget:
     """What every method gets in :func:`compare_unit_pruning`.
 
     ``units``: hidden units kept per layer and direction. ``gal``: the GAL recipe (the
-    ablation is the same with ``adv_weight=0``). ``gl_lambda``, ``gl_epochs``: group
-    lasso. ``taylor_batches``: batches of structured Taylor scores. ``ft_epochs``,
-    ``ft_lr``, ``distill``: the fine-tuning every method gets. ``train_batches``
-    (quick checks only): every epoch of every method sees only the first
-    ``train_batches`` training batches.
+    ablation is the same with ``adv_weight=0``); with ``gal_budget`` (the default) both
+    train with the unit budget ``target_units=units``: λ grows from ``gal.lam`` until
+    only ``units`` masks per slot are above zero, so the cut is exact. ``gl_lambda``,
+    ``gl_epochs``: group lasso. ``taylor_batches``: batches of structured Taylor scores.
+    ``ft_epochs``, ``ft_lr``, ``distill``: the fine-tuning every method gets.
+    ``train_batches`` (quick checks only): every epoch of every method sees only the
+    first ``train_batches`` training batches.
     """
 
     units: int = 32
     gal: GALConfig = field(default_factory=GALConfig)
+    gal_budget: bool = True
     gl_lambda: float = 0.05
     gl_epochs: int = 2
     taylor_batches: int = 30
@@ -161,8 +165,14 @@ class UnitBudget:
             f"{self.ft_epochs} epoch(s) of fine-tuning (Adam, lr {self.ft_lr:g}, "
             + ("distillation from the dense model" if self.distill else "cross-entropy")
             + ", the state before fine-tuning kept when it is better on validation). "
-            f"GAL and its ablation: {g.epochs} epochs (λ {g.lam:g}, masks every "
-            f"{g.mask_every} steps); group lasso: {self.gl_epochs} epochs (λ "
+            f"GAL and its ablation: {g.epochs} epochs ("
+            + (
+                f"λ from {g.lam:g}, times {g.lam_growth:g} per mask step until "
+                f"{self.units} units are left"
+                if self.gal_budget
+                else f"λ {g.lam:g}"
+            )
+            + f", masks every {g.mask_every} steps); group lasso: {self.gl_epochs} epochs (λ "
             f"{self.gl_lambda:g}); Taylor: scores from {self.taylor_batches} batches; "
             "magnitude: no training."
         )
@@ -197,7 +207,10 @@ def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=Non
     """Train GAL (or its ablation) on ``baseline`` with the budget's recipe, seeded by it."""
     baseline = budget.data(baseline)
     config = dataclasses.replace(
-        budget.gal, seed=baseline.seed, adv_weight=budget.gal.adv_weight if adversarial else 0.0
+        budget.gal,
+        seed=baseline.seed,
+        adv_weight=budget.gal.adv_weight if adversarial else 0.0,
+        target_units=budget.units if budget.gal_budget else budget.gal.target_units,
     )
     return train_gal(
         baseline.model,

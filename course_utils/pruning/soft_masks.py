@@ -178,6 +178,11 @@ class FistaMasks:
     ``(y_k - m_{k+1})·(m_{k+1} - m_k) > 0`` (the gradient restart of O'Donoghue & Candès,
     2015). The student's weights change under the masks' feet, so without it momentum
     builds up and drives all masks to zero together.
+
+    ``lams`` holds one λ per mask key (all ``lam`` at the start); a caller may change
+    them between steps. :meth:`freeze` ends the search for one key: its zero masks stay
+    zero from then on (those units are pruned) and its λ becomes 0, so the survivors
+    are no longer pushed down.
     """
 
     def __init__(self, masks: nn.ParameterDict, *, lr: float, lam: float, restart: bool = False):
@@ -186,8 +191,10 @@ class FistaMasks:
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         self.params, self.lr, self.lam, self.restart = masks, lr, lam, restart
+        self.lams = dict.fromkeys(masks.keys(), float(lam))
         self.current = {k: p.detach().clone() for k, p in masks.items()}
         self.previous = {k: v.clone() for k, v in self.current.items()}
+        self.support: dict[str, torch.Tensor] = {}  # frozen keys: which masks may be > 0
         self.a_prev, self.a = 1.0, 1.0
         self.steps = self.restarts = 0
 
@@ -201,7 +208,9 @@ class FistaMasks:
         against = 0.0
         for k, p in self.params.items():
             y = p.detach()
-            new = mask_prox_step(y, grads[k], self.lr, self.lam)
+            new = mask_prox_step(y, grads[k], self.lr, self.lams[k])
+            if k in self.support:
+                new = new * self.support[k]
             against += float(((y - new) * (new - self.current[k])).sum())
             self.previous[k], self.current[k] = self.current[k], new
         if self.restart and against > 0:
@@ -210,10 +219,24 @@ class FistaMasks:
         beta = (self.a_prev - 1) / self.a
         for k, p in self.params.items():
             p.copy_(self.current[k] + beta * (self.current[k] - self.previous[k]))
+            if k in self.support:
+                p.mul_(self.support[k])
         self.steps += 1
 
-    def alive(self) -> int:
-        return sum(int((m > 0).sum()) for m in self.current.values())
+    @torch.no_grad()
+    def freeze(self, key: str) -> None:
+        """Prune ``key``'s zero masks for good and stop penalizing its survivors."""
+        if key not in self.current:
+            raise KeyError(f"no mask named {key!r}; masks are {list(self.current)}")
+        self.support[key] = (self.current[key] > 0).to(self.current[key].dtype)
+        self.lams[key] = 0.0
+        self.previous[key] = self.previous[key] * self.support[key]
+        self.params[key].mul_(self.support[key])
+
+    def alive(self, key: str | None = None) -> int:
+        """Masks above zero, in ``key`` or over all keys."""
+        masks = self.current.values() if key is None else [self.current[key]]
+        return sum(int((m > 0).sum()) for m in masks)
 
 
 def fold_masks(

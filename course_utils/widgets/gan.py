@@ -31,7 +31,8 @@ def train_lambda_grid(
     *,
     progress: bool | None = None,
 ) -> dict[float, GALResult]:
-    """One GAL run per λ in ``lams`` (the rest of ``config`` fixed): ``{λ: GALResult}``."""
+    """One GAL run per fixed λ in ``lams`` (the rest of ``config`` as given, without a
+    unit budget: ``target_units=None``): ``{λ: GALResult}``."""
     if not lams:
         raise ValueError("lams is empty: give at least one λ")
     config = config or GALConfig()
@@ -40,7 +41,7 @@ def train_lambda_grid(
             teacher,
             train_loader,
             valid_loader,
-            dataclasses.replace(config, lam=float(lam)),
+            dataclasses.replace(config, lam=float(lam), target_units=None),
             progress=progress,
         )
         for lam in lams
