@@ -57,9 +57,18 @@ def test_every_target_row_says_met_or_not_met():
             },
             "explorer": {"median_ms": 300.0},
         },
+        sec_05b_data_free={
+            "recipe": {"units": 32},
+            "summary": {
+                "generator": spread(0.9, 0.85, 0.93),
+                "random_words": spread(0.8),
+                "real_data": spread(0.91),
+            },
+        },
         sec_99_notebooks={
             "01_baseline_rnn.ipynb": 100.0,
             "make warm, after chapter 1": 90.0,
+            "05b_data_free_distillation.ipynb": 200.0,
             "06_compare_and_deploy.ipynb": 300.0,
         },
     )
@@ -73,6 +82,12 @@ def test_every_target_row_says_met_or_not_met():
     assert by_target["notebook 01 headless <= 2 min"][2:] == ["1.7 min", "met"]
     assert by_target["notebook 06 headless <= 4 min"][2:] == ["5.0 min", "**not met**"]
     assert by_target["make warm, after chapter 1"][2:] == ["1.5 min", "—"]
+    assert by_target["notebook 05b headless <= 4 min"] == ["5b", "notebook 05b headless <= 4 min",
+                                                           "3.3 min", "met"]  # fmt: skip
+    assert by_target["data-free distillation, 32/128 units: test accuracy"][2:] == [
+        "DAFL 90.0 % (85.0–93.0); random words 80.0 %; real data 91.0 %",
+        "—",
+    ]
 
 
 def test_update_replaces_only_the_block(tmp_path):

@@ -1,4 +1,4 @@
-"""Exercise checks for chapter 5 (GAN-guided pruning)."""
+"""Exercise checks for chapter 5 (GAN-guided pruning) and its appendix 05b (data-free)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ from collections.abc import Callable
 import torch
 
 from ..models import RNNClassifier
+from ..pruning.data_free import dafl_losses, embedded_forward
 from ..pruning.gan import discriminator_loss, mask_prox_step, masked_parameters
 from .common import CheckResult, assert_close, run_checks
 
-__all__ = ["check_discriminator_loss", "check_mask_outgoing", "check_mask_prox_step"]
+__all__ = [
+    "check_discriminator_loss",
+    "check_embedded_logits",
+    "check_information_entropy_loss",
+    "check_mask_outgoing",
+    "check_mask_prox_step",
+]
 
 
 def check_mask_outgoing(fn: Callable) -> CheckResult:
@@ -75,3 +82,45 @@ def check_discriminator_loss(fn: Callable) -> CheckResult:
             )
 
     return run_checks("discriminator loss with label smoothing", fn, cases)
+
+
+def check_information_entropy_loss(fn: Callable) -> CheckResult:
+    """``fn(logits)`` -> DAFL's ``L_ie = -H(mean over the batch of softmax(logits))``,
+    a scalar tensor (natural logarithm)."""
+
+    def cases(fn):
+        g = torch.Generator().manual_seed(7)
+        batches = [3 * torch.randn(8, 5, generator=g), 10 * torch.eye(4), torch.zeros(3, 2)]
+        one_class = torch.zeros(4, 3)
+        one_class[:, 1] = 40.0
+        for logits in (*batches, one_class):
+            got = fn(logits.clone())
+            want = dafl_losses(logits, torch.zeros(len(logits), 1))["entropy"]
+            assert isinstance(got, torch.Tensor) and got.dim() == 0, "return a scalar tensor"
+            assert torch.isfinite(got), f"logits of shape {tuple(logits.shape)}: got {got}"
+            assert torch.allclose(got, want, atol=1e-5), (
+                f"logits of shape {tuple(logits.shape)}: got {float(got):.4f}, "
+                f"expected {float(want):.4f}"
+            )
+
+    return run_checks("information-entropy loss", fn, cases)
+
+
+def check_embedded_logits(fn: Callable) -> CheckResult:
+    """``fn(model, embedded)`` -> the logits of an RNNClassifier (eval mode) for embedding
+    sequences ``(batch, time, embed_dim)``, read in full: what ``model(tokens, lengths)``
+    gives when ``embedded = model.embedding(tokens)`` and every length is ``time``."""
+
+    def cases(fn):
+        for cell, pooling, layers in (("lstm", "max", 1), ("gru", "mean", 2), ("lstm", "last", 1)):
+            torch.manual_seed(11)
+            model = RNNClassifier(
+                20, 3, embed_dim=4, hidden_size=5, cell=cell, pooling=pooling, num_layers=layers
+            ).eval()
+            embedded = torch.randn(2, 6, 4)
+            with torch.no_grad():
+                got = fn(model, embedded.clone())
+                want = embedded_forward(model, embedded)[0]
+            assert_close(got, want, f"{cell}, {pooling} pooling, {layers} layer(s)", 1e-5)
+
+    return run_checks("logits from embedding sequences", fn, cases)

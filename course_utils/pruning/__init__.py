@@ -4,7 +4,8 @@
 ``prune``), ``finetune`` (training with masks kept), ``schedules`` (one-shot, iterative,
 AGP), ``lottery`` (lottery tickets), ``sensitivity`` (one tensor at a time),
 ``gradient`` (Taylor, SNIP, movement), ``regularization`` (L1, L2, group lasso, ISS
-groups), ``structured`` (removing hidden units), ``gan`` (GAN-guided pruning).
+groups), ``structured`` (removing hidden units), ``gan`` (GAN-guided pruning),
+``data_free`` (data-free distillation, DAFL; chapter 5's appendix).
 """
 
 from .finetune import finetune, training_loaders
