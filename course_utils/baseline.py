@@ -3,7 +3,9 @@
 Introduced in chapter 1. ``get_baseline()`` trains the dense LSTM classifier on BBC News
 (about half a minute on two CPU cores) and caches it outside git, keyed by the config
 and a hash of the data. Later calls load it in about a second. A cache file that is
-corrupt, or that belongs to another config or other data, is detected and rebuilt.
+corrupt, refused, of an older format, or that belongs to another config or other data,
+is detected and rebuilt; a cache folder that cannot be written costs a warning, never
+the trained model.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .checkpoints import load_cached, save_cached
 from .data import DatasetSplits, load_dataset
 from .models import RNNClassifier
 from .settings import cache_dir as default_cache_dir
@@ -29,13 +33,7 @@ from .text import (
     build_vocab_from_iterator,
     make_loader,
 )
-from .train import (
-    evaluate,
-    load_cached,
-    save_cached,
-    set_seed,
-    train_model,
-)
+from .train import evaluate, set_seed, train_model
 
 
 @dataclass(frozen=True)
@@ -155,6 +153,51 @@ def new_model(config: BaselineConfig, vocab_size: int, num_classes: int) -> RNNC
     )
 
 
+def _resolve_config(config, overrides: dict) -> BaselineConfig:
+    """``config`` (default: ``BaselineConfig()``) with the keyword ``overrides`` applied."""
+    if config is not None and not isinstance(config, BaselineConfig):
+        fields = (
+            ", ".join(f"{k}={v!r}" for k, v in config.items())
+            if isinstance(config, dict)
+            else "epochs=1"
+        )
+        raise TypeError(
+            f"config must be a BaselineConfig or None, got {type(config).__name__}: pass "
+            f"get_baseline(BaselineConfig({fields})) or get_baseline({fields})"
+        )
+    names = [f.name for f in dataclasses.fields(BaselineConfig)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise TypeError(f"unknown BaselineConfig field(s) {unknown}; the fields are {names}")
+    return dataclasses.replace(config or BaselineConfig(), **overrides)
+
+
+def _from_cache(
+    model: RNNClassifier, extra: dict, data: DatasetSplits, config, seed: int, path: Path
+) -> Baseline | None:
+    """The Baseline of a cache entry, or None (with a warning) when its record is unusable."""
+    try:
+        vocab = Vocab.from_state_dict(extra["vocab"])
+        history, metrics = dict(extra["history"]), dict(extra["metrics"])
+        if len(vocab) != model.embedding.num_embeddings:
+            raise ValueError(
+                f"{len(vocab)} words for {model.embedding.num_embeddings} embedding rows"
+            )
+        if model.classifier.out_features != data.num_classes:
+            raise ValueError(
+                f"{model.classifier.out_features} outputs for {data.num_classes} classes"
+            )
+    except (KeyError, TypeError, ValueError) as err:
+        warnings.warn(
+            f"Baseline cache {path} is not usable: its vocabulary or record does not fit "
+            f"({type(err).__name__}: {err}). Rebuilding it.",
+            stacklevel=3,
+        )
+        return None
+    datasets = encode_splits(data, vocab, config.max_len)
+    return Baseline(model, vocab, data, datasets, config, seed, history, metrics, from_cache=True)
+
+
 def get_baseline(
     config: BaselineConfig | None = None,
     *,
@@ -168,12 +211,14 @@ def get_baseline(
 
     ``seed`` seeds the model's initialization and the batch order (the data split is
     fixed by ``config.data_seed``). Keyword ``overrides`` replace config fields, e.g.
-    ``get_baseline(cell="gru")``. Returns a :class:`Baseline`.
+    ``get_baseline(cell="gru")``. Returns a :class:`Baseline`. The cache is one
+    safetensors file per config, seed and data (``baseline-<key>.safetensors``); a folder
+    that cannot be written gives a warning and the model is returned all the same.
     """
-    config = dataclasses.replace(config or BaselineConfig(), **overrides)
+    config = _resolve_config(config, overrides)
     data = load_dataset(config.dataset, seed=config.data_seed)
     key = config.key(data.fingerprint(), seed)
-    path = Path(cache_dir or default_cache_dir()) / f"baseline-{key[:20]}.pt"
+    path = Path(cache_dir or default_cache_dir()) / f"baseline-{key[:20]}.safetensors"
     device = default_device()
 
     cached = (
@@ -182,20 +227,10 @@ def get_baseline(
         else None
     )
     if cached is not None:
-        model, extra = cached
-        vocab = Vocab.from_state_dict(extra["vocab"])
-        datasets = encode_splits(data, vocab, config.max_len)
-        return Baseline(
-            model.to(device),
-            vocab,
-            data,
-            datasets,
-            config,
-            seed,
-            extra["history"],
-            extra["metrics"],
-            from_cache=True,
-        )
+        restored = _from_cache(*cached, data, config, seed, path)
+        if restored is not None:
+            restored.model.to(device)
+            return restored
 
     vocab = build_vocab(data, config)
     datasets = encode_splits(data, vocab, config.max_len)
@@ -227,6 +262,7 @@ def get_baseline(
         save_cached(
             path,
             model.cpu(),
+            what="Baseline",
             key=key,
             vocab=vocab.state_dict(),
             history=baseline.history,

@@ -21,6 +21,11 @@ back with NumPy: no pickle, so loading a file never runs code):
 
 Biases (1-D) are always stored as float32. The decoded model has no mask buffers: a
 pruned weight is an exact zero.
+
+Safe to load from anyone: nothing is unpickled, a gzip stream may not inflate past
+:data:`MAX_FILE_BYTES` nor carry trailing data, and the header's model config must stay
+within ``course_utils.checkpoints.FILE_LIMITS`` and ``MAX_PARAMETERS`` and match the stored
+arrays before any tensor is allocated (a small file cannot describe a huge model).
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import MAX_PARAMETERS, atomic_write_bytes, check_stored_config
 from .measure import Table
 from .models import RNNClassifier, build_model
-from .train import atomic_write_bytes
 
 FORMATS = (
     "dense_fp32",
@@ -58,7 +63,9 @@ LOSSLESS = ("dense_fp32", "dense_fp32_gzip", "csr_int32", "csr_int16", "bitmask_
 MAGIC = b"RNNPRUNE"
 VERSION = 1
 MAX_HEADER_BYTES = 16 << 20
-MAX_FILE_BYTES = 1 << 30  # a decompressed file larger than this is refused
+MAX_FILE_BYTES = 4 * MAX_PARAMETERS + MAX_HEADER_BYTES + 12
+"""A gzip stream that inflates past this is refused (float32 weights of the largest
+model the course reads, and its header)."""
 _DTYPES = {"float32", "float16", "int8", "int16", "int32", "uint8"}
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -262,16 +269,29 @@ def encode_model(model: RNNClassifier, fmt: str) -> bytes:
     return data
 
 
+_GZIP_ERRORS = {
+    "incorrect data check": "gzip CRC check failed: the file is corrupt",
+    "incorrect length check": "gzip size check failed: the file is corrupt or truncated",
+}
+
+
 def _gunzip(data: bytes) -> bytes:
+    """One gzip member, inflated to at most :data:`MAX_FILE_BYTES`, with nothing after it."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         out = inflater.decompress(data, MAX_FILE_BYTES + 1)
     except zlib.error as err:
-        raise FormatError(f"the gzip stream is corrupt ({err})") from None
+        known = next((m for text, m in _GZIP_ERRORS.items() if text in str(err)), None)
+        raise FormatError(known or f"the gzip stream is corrupt ({err})") from None
     if len(out) > MAX_FILE_BYTES:
         raise FormatError(f"the file decompresses to more than {MAX_FILE_BYTES} bytes")
     if not inflater.eof:
         raise FormatError("the gzip stream is truncated")
+    if inflater.unused_data:
+        raise FormatError(
+            f"trailing data after the gzip stream ({len(inflater.unused_data)} bytes): the "
+            "file is corrupt or was appended to"
+        )
     return out
 
 
@@ -284,7 +304,8 @@ def _header(data: bytes) -> tuple[dict, memoryview]:
     if data[: len(MAGIC)] != MAGIC:
         raise FormatError(
             "not a compressed course model (the file does not start with the course's "
-            f"marker {MAGIC!r}); torch checkpoints load with course_utils.train.load_checkpoint"
+            f"marker {MAGIC!r}); checkpoints load with "
+            "course_utils.checkpoints.load_checkpoint"
         )
     start = len(MAGIC) + 4
     if len(data) < start:
@@ -327,6 +348,10 @@ def _decode_tensor(spec: dict, arrays: dict[str, np.ndarray], shape: tuple) -> t
     numel = int(np.prod(shape))
     try:
         if encoding == "dense":
+            if len(arrays["values"]) != numel:
+                raise FormatError(
+                    f"tensor {name!r}: {len(arrays['values'])} values, {numel} entries"
+                )
             return torch.from_numpy(arrays["values"].astype(np.float32)).reshape(shape)
         rows, cols = shape
         if encoding == "csr":
@@ -360,26 +385,27 @@ def _decode_tensor(spec: dict, arrays: dict[str, np.ndarray], shape: tuple) -> t
 
 
 def _architecture(config, expected: RNNClassifier | None) -> dict[str, tuple]:
-    """Parameter shapes of the architecture in ``config`` (built on the meta device)."""
+    """Parameter shapes of the architecture in ``config``, checked against the course's
+    bounds before anything is allocated (``course_utils.checkpoints.check_stored_config``)."""
     if not isinstance(config, dict):
         raise FormatError("the header has no model config")
     if expected is not None and expected.config() != config:
         diff = {k: (config.get(k), v) for k, v in expected.config().items() if config.get(k) != v}
         raise FormatError(f"the file holds another architecture: {diff} (file, model)")
     try:
-        with torch.device("meta"):
-            skeleton = build_model(config)
+        return check_stored_config(config)
     except (TypeError, ValueError) as err:
         raise FormatError(f"the header's model config is not valid ({err})") from None
-    return {n: tuple(p.shape) for n, p in skeleton.named_parameters()}
 
 
 def decode_model(data: bytes, model: RNNClassifier | None = None) -> RNNClassifier:
     """Rebuild the model stored by :func:`encode_model` (any format), in eval mode on the CPU.
 
     With ``model`` given, the stored architecture must equal its ``config()``. Raises
-    :class:`FormatError` for bytes that are not such a file, truncated or corrupt files,
-    and files for another architecture.
+    :class:`FormatError` for bytes that are not such a file, truncated or corrupt files
+    (gzip CRC, size or trailing data included), files for another architecture, and
+    configs beyond ``course_utils.checkpoints.FILE_LIMITS`` / ``MAX_PARAMETERS`` (refused before
+    any tensor is allocated).
     """
     if model is not None:
         _check_model(model)

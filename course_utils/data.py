@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import checks
+
 Example = tuple[str, int]
 
 
@@ -116,9 +118,9 @@ def stratified_split(
     test_frac: float = 0.2,
 ) -> tuple[list[Example], list[Example], list[Example]]:
     """Split each class alone into train/valid/test with the given fractions."""
-    for name, frac in (("valid_frac", valid_frac), ("test_frac", test_frac)):
-        if not 0 <= frac < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {frac}")
+    seed = checks.integer("seed", seed)
+    valid_frac = checks.fraction("valid_frac", valid_frac)
+    test_frac = checks.fraction("test_frac", test_frac)
     if valid_frac + test_frac >= 1:
         raise ValueError(f"valid_frac + test_frac must be < 1, got {valid_frac + test_frac}")
     train, valid, test = [], [], []
@@ -225,7 +227,16 @@ def load_online_dataset(
     short. ``data_files`` (``{"train": path, "test": path}``, CSV/JSON/Parquet files in
     the hub's format) reads local files instead of the hub.
     """
+    if name not in ONLINE_DATASETS:
+        raise ValueError(
+            f"unknown online dataset name={name!r}; choose from {list(ONLINE_DATASETS)}"
+        )
     spec = ONLINE_DATASETS[name]
+    seed = checks.integer("seed", seed)
+    valid_frac = checks.fraction("valid_frac", valid_frac)
+    for argument, value in (("max_train", max_train), ("max_test", max_test)):
+        if value is not None:
+            checks.integer(argument, value, minimum=1, allowed="a positive int or None")
     try:
         import datasets
     except ImportError:
@@ -279,8 +290,7 @@ def load_dataset(name: str = "bbc_news", seed: int = 0, **kwargs) -> DatasetSpli
     ``name``: ``"bbc_news"`` (offline, the default) or one of ``"ag_news"``, ``"sst2"``,
     ``"imdb"`` (online extra). Keyword arguments go to the loader.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = checks.integer("seed", seed)
     if name == "bbc_news":
         return load_bbc_news(seed, **kwargs)
     if name in ONLINE_DATASETS:

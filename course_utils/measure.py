@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import integer
+
 
 def tensor_group(name: str) -> str:
     """Which part of the classifier a parameter belongs to."""
@@ -140,8 +142,7 @@ def size_on_disk(model_or_state: nn.Module | dict) -> dict[str, int]:
 @contextlib.contextmanager
 def num_threads(threads: int) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(threads)``, then restore."""
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    threads = integer("threads", threads, minimum=1)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -178,13 +179,10 @@ def measure_latency(
     Warm-up runs first; then the median of ``repeats`` timed runs, with a fixed number
     of threads. Compare two models only with numbers from the same run and settings.
     """
-    for name, value in (
-        ("batch_size", batch_size),
-        ("seq_len", seq_len),
-        ("repeats", repeats),
-    ):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    batch_size = integer("batch_size", batch_size, minimum=1)
+    seq_len = integer("seq_len", seq_len, minimum=1)
+    repeats = integer("repeats", repeats, minimum=1)
+    warmup = integer("warmup", warmup, minimum=0)
     device = next(model.parameters()).device
     vocab = model.embedding.num_embeddings
     generator = torch.Generator().manual_seed(seed)
@@ -226,8 +224,7 @@ def compare_latency(
     the first measurement after a change of batch size (often slower: caches and
     allocations) is not always the same model's. Use it for speed-up ratios.
     """
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    rounds = integer("rounds", rounds, minimum=1)
     runs = {name: {bs: [] for bs in batch_sizes} for name in models}
     order = list(models.items())
     for r in range(rounds):

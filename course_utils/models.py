@@ -7,13 +7,21 @@ fixed and used throughout: ``embedding.weight``, ``rnn.weight_ih_l{k}[_reverse]`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import checks
+
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("max", "mean", "last")
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks stacked in weight_ih / weight_hh
+# the buffer suffix of course_utils.pruning.masks (chapter 2); torch.nn.utils.prune's
+# reparametrization keeps the dense weight as "<name>_orig"
+MASK_SUFFIX, ORIG_SUFFIX = "_mask", "_orig"
 
 
 def cell_name(rnn: nn.Module) -> str:
@@ -61,7 +69,7 @@ class RNNClassifier(nn.Module):
         bidirectional: bool = False,
         pooling: str = "max",
         dropout: float = 0.0,
-        padding_idx: int = 0,
+        padding_idx: int | None = 0,
         max_len: int | None = None,
         embed_init_std: float | None = None,
     ):
@@ -73,25 +81,35 @@ class RNNClassifier(nn.Module):
             ("hidden_size", hidden_size),
             ("num_layers", num_layers),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if cell not in CELLS:
+            checks.positive_int(name, value)
+        if not isinstance(cell, str) or cell not in CELLS:
             raise ValueError(f"unknown cell={cell!r}; choose from {sorted(CELLS)}")
-        if pooling not in POOLINGS:
+        if not isinstance(pooling, str) or pooling not in POOLINGS:
             raise ValueError(f"unknown pooling={pooling!r}; choose from {list(POOLINGS)}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if max_len is not None and max_len < 1:
-            raise ValueError(f"max_len must be >= 1 or None, got {max_len}")
-        if embed_init_std is not None and not embed_init_std > 0:
-            raise ValueError(f"embed_init_std must be > 0 or None, got {embed_init_std}")
+        checks.boolean("bidirectional", bidirectional)
+        checks.fraction("dropout", dropout)
+        if padding_idx is not None:
+            checks.integer(
+                "padding_idx",
+                padding_idx,
+                minimum=-vocab_size,
+                maximum=vocab_size - 1,
+                allowed=f"None or a row of the embedding, in [{-vocab_size}, {vocab_size - 1}]",
+            )
+        if max_len is not None:
+            checks.integer("max_len", max_len, minimum=1, allowed="a positive int or None")
+        if embed_init_std is not None:
+            checks.number(
+                "embed_init_std", embed_init_std, minimum=0, low_open=True, allowed="> 0 or None"
+            )
         self.cell, self.pooling, self.max_len = cell, pooling, max_len
         self.embed_init_std = embed_init_std
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
         if embed_init_std is not None:
             with torch.no_grad():
                 self.embedding.weight.normal_(0.0, embed_init_std)
-                self.embedding.weight[padding_idx].zero_()
+                if padding_idx is not None:
+                    self.embedding.weight[padding_idx].zero_()
         self.rnn = CELLS[cell](
             embed_dim,
             hidden_size,
@@ -102,6 +120,19 @@ class RNNClassifier(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ):
+        """``nn.Module.load_state_dict``, with a clear error for a pruned model's state.
+
+        A state_dict saved from a pruned model carries mask buffers (chapter 2) that a
+        fresh model lacks; torch would list them as unexpected keys. The error raised
+        here (still a RuntimeError, only where torch would raise) says how to load it.
+        """
+        if strict:
+            _refuse_pruned_state(self, state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # --- shape helpers ------------------------------------------------------------
     @property
@@ -201,6 +232,30 @@ class RNNClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.features(tokens, lengths)))
+
+
+def _refuse_pruned_state(model: nn.Module, state_dict: Mapping[str, Any]) -> None:
+    """Raise a RuntimeError that explains mask (or ``_orig``) keys ``model`` has no room for."""
+    own = set(model.state_dict(keep_vars=True))
+    params = {name for name, _ in model.named_parameters()}
+    extra = [k for k in state_dict if isinstance(k, str) and k not in own]
+    origs = [k for k in extra if k.endswith(ORIG_SUFFIX) and k[: -len(ORIG_SUFFIX)] in params]
+    masks = [k for k in extra if k.endswith(MASK_SUFFIX) and k[: -len(MASK_SUFFIX)] in params]
+    if origs:
+        raise RuntimeError(
+            f"Unexpected key(s) in state_dict: {origs[:3]}{' ...' if len(origs) > 3 else ''} "
+            "come from a model pruned with torch.nn.utils.prune; make its pruning permanent "
+            "with torch.nn.utils.prune.remove(module, name) before taking the state_dict"
+        )
+    if masks:
+        raise RuntimeError(
+            f"Unexpected key(s) in state_dict: pruning mask(s) "
+            f"{masks[:3]}{' ...' if len(masks) > 3 else ''} ({len(masks)} in all) that this "
+            "RNNClassifier has no buffers for: the state_dict comes from a pruned model. Load "
+            "the checkpoint with course_utils.checkpoints.load_checkpoint(path), or call "
+            "course_utils.pruning.masks.register_masks_from_state_dict(model, state_dict) "
+            "before load_state_dict"
+        )
 
 
 def build_model(config: dict) -> RNNClassifier:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from .checks import fraction, positive_int
 from .measure import Table
 from .text import Vocab, basic_tokenize, pad_batch
 
@@ -26,9 +27,7 @@ _WORD = re.compile(r"[^\W\d_]{3,}")  # runs of 3+ letters, any script
 
 
 def _check_rate(rate: float, argument: str = "rate") -> float:
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-        raise ValueError(f"{argument} must be a probability in [0, 1], got {rate!r}")
-    return float(rate)
+    return fraction(argument, rate, high_open=False, what="a probability")
 
 
 def _check_text(text, argument: str = "text") -> str:
@@ -124,7 +123,7 @@ def read_text(
 def predict_texts(
     model: Callable,
     vocab: Vocab,
-    texts: Sequence,
+    texts: Iterable,
     *,
     max_len: int | None = None,
     seq_len: int | None = None,
@@ -140,15 +139,21 @@ def predict_texts(
     ``seq_len`` pads every batch to that many steps (for an exported model). Columns:
     ``text`` (first 40 characters), ``tokens``, ``unknown``, ``truncated``, ``status``,
     ``label``, ``class``, ``confidence`` (softmax probability of the label).
+    ``texts`` may be any iterable of texts (a list, a generator, a pandas column); it is
+    read once. A lone ``str`` is refused (it would be read as one text per character).
     """
-    if isinstance(texts, str):
-        raise TypeError("texts must be a list of strings, got one str: wrap it in a list")
+    if isinstance(texts, str | bytes):
+        raise TypeError(
+            f"texts must be a list of strings, got one {type(texts).__name__}: wrap it in a list"
+        )
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+    texts = list(texts)  # a generator is read once, here
     if max_len is None:
         max_len = getattr(model, "max_len", None) or seq_len
     if seq_len is not None and (max_len is None or max_len > seq_len):
         raise ValueError(f"max_len={max_len} must be set and at most seq_len={seq_len}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = positive_int("batch_size", batch_size)
     read = [read_text(t, vocab, max_len) for t in texts]
     rows = Table()
     for text, r in zip(texts, read, strict=True):

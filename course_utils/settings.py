@@ -34,6 +34,12 @@ def default_device() -> torch.device:
 
 
 def cache_dir() -> Path:
-    """Where trained baselines are cached: ``$COURSE_CACHE`` or ``~/.cache/rnn-pruning-course``."""
+    """Where trained baselines and pruned models are cached: ``$COURSE_CACHE`` or
+    ``~/.cache/rnn-pruning-course``.
+
+    A folder shared by a class works: cache files get the mode the writer's umask gives
+    any new file (``umask 002`` makes them group-writable too), and a learner who cannot
+    write there still gets every model, with a warning.
+    """
     env = os.environ.get("COURSE_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rnn-pruning-course"

@@ -1,4 +1,4 @@
-"""Training, evaluation and checkpoints for the course's classifiers.
+"""Training and evaluation of the course's classifiers.
 
 Introduced in chapter 1; the pruning chapters pass hooks (``before_step``,
 ``after_step``) to keep masks, accumulate scores or take proximal steps.
@@ -7,31 +7,24 @@ Introduced in chapter 1; the pruning chapters pass hooks (``before_step``,
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
+import itertools
 import random
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .models import RNNClassifier, build_model
+from .checks import integer, positive_int
 from .settings import show_progress
-
-CHECKPOINT_FORMAT = "course_utils.checkpoint/v1"
 
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and PyTorch; CPU results are then identical on rerun."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = integer("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -61,37 +54,135 @@ class History:
         return max(self.valid_accuracy) if self.valid_accuracy else float("nan")
 
 
-def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+def _check_labels(labels: torch.Tensor, num_classes: int | None) -> None:
     if labels.dtype != torch.long:
         raise TypeError(f"labels must have dtype torch.int64, got {labels.dtype}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+    if num_classes is None or not labels.numel():
+        return
+    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
         raise ValueError(
             f"labels must lie in [0, {num_classes}), "
             f"got min {int(labels.min())}, max {int(labels.max())}"
         )
 
 
-def _num_classes(model: nn.Module) -> int:
-    return model.classifier.out_features
+def num_classes_of(model: nn.Module) -> int | None:
+    """How many classes ``model.classifier`` predicts (None for a model without one)."""
+    classifier = getattr(model, "classifier", None)
+    return getattr(classifier, "out_features", None)
+
+
+# --- what a batch and a loader must be (every loop of the package checks here) ----------
+
+_NOTHING = object()
+
+
+def nonempty_batches(loader, argument: str = "loader"):
+    """``loader`` after checking that it yields at least one batch; else a ValueError.
+
+    A loader with a length is checked by ``len`` (an empty split, or ``drop_last=True``
+    with fewer examples than a batch, gives 0); one without is asked for its first batch.
+    A one-shot iterator (a generator) comes back as an equivalent iterator that still
+    yields that first batch. The error names ``argument``.
+    """
+    try:
+        empty = len(loader) == 0
+    except TypeError:
+        try:
+            iterator = iter(loader)
+        except TypeError:
+            raise TypeError(
+                f"{argument} must be a DataLoader or a list of (tokens, lengths, labels) "
+                f"batches, got {type(loader).__name__}"
+            ) from None
+        first = next(iterator, _NOTHING)
+        empty = first is _NOTHING
+        if not empty and iterator is loader:  # a generator: give the first batch back
+            loader = itertools.chain([first], iterator)
+    if empty:
+        raise ValueError(
+            f"{argument} yields no batches (an empty split, or drop_last=True with fewer "
+            "examples than one batch): give it at least one batch"
+        )
+    return loader
+
+
+def check_batch(
+    batch, num_classes: int | None, argument: str = "batch", *, shapes: bool = True
+) -> tuple:
+    """``batch`` as the triple ``(tokens, lengths, labels)``, or a clear error.
+
+    ``tokens`` is a (batch, time) tensor, ``lengths`` and ``labels`` 1-D tensors of one
+    entry per example; labels are int64 class indices in ``[0, num_classes)`` (not
+    checked against a range when ``num_classes`` is None). Every loop of the package
+    that computes a loss on labels calls it, so a bad batch fails before the loss does.
+    With ``shapes=False`` (a custom loss that reads its own inputs) only the triple and
+    its labels (when they are a tensor) are checked.
+    """
+    if not isinstance(batch, tuple | list) or len(batch) != 3:
+        size = f"{len(batch)}-" if isinstance(batch, tuple | list) else ""
+        raise ValueError(
+            f"{argument} must be the triple (tokens, lengths, labels) that the course's "
+            f"loaders yield, got a {size}{type(batch).__name__}"
+        )
+    if not shapes:
+        if isinstance(batch[2], torch.Tensor):
+            _check_labels(batch[2], num_classes)
+        return tuple(batch)
+    for name, value in zip(("tokens", "lengths", "labels"), batch, strict=True):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"{argument} must hold tensors (tokens, lengths, labels); its {name} is a "
+                f"{type(value).__name__}"
+            )
+    tokens, lengths, labels = batch
+    if tokens.dim() != 2 or lengths.dim() != 1 or labels.dim() != 1:
+        raise ValueError(
+            f"{argument} must be (tokens (batch, time), lengths (batch,), labels (batch,)), "
+            f"got shapes {tuple(tokens.shape)}, {tuple(lengths.shape)}, {tuple(labels.shape)}"
+        )
+    _check_labels(labels, num_classes)
+    return tokens, lengths, labels
+
+
+def check_logits(logits: torch.Tensor, model: nn.Module) -> None:
+    """Raise a FloatingPointError when ``logits`` hold NaN or inf, naming the bad weights."""
+    if bool(torch.isfinite(logits).all()):
+        return
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    cause = f"these weights are NaN or infinite: {bad}" if bad else "no weight is NaN or infinite"
+    raise FloatingPointError(
+        "the model's logits contain NaN or infinite values, so its loss and accuracy would "
+        f"mean nothing; {cause}. The weights are probably corrupt (a diverged training run, "
+        "a bad checkpoint or an edited tensor): reload or retrain the model"
+    )
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device | None = None) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` over ``loader``."""
+    """Mean cross-entropy and accuracy of ``model`` over ``loader``.
+
+    Raises a ValueError for an empty ``loader`` or a bad batch (:func:`check_batch`) and a
+    FloatingPointError when the model outputs NaN or inf (:func:`check_logits`).
+    """
     device = device or model_device(model)
+    loader = nonempty_batches(loader, "loader")
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
-    for tokens, lengths, labels in loader:
-        _check_labels(labels, _num_classes(model))
-        tokens, labels = tokens.to(device), labels.to(device)
-        logits = model(tokens, lengths.to(device))
-        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == labels).sum().item()
-        count += len(labels)
-    model.train(was_training)
+    try:
+        for batch in loader:
+            tokens, lengths, labels = check_batch(batch, num_classes_of(model))
+            tokens, labels = tokens.to(device), labels.to(device)
+            logits = model(tokens, lengths.to(device))
+            check_logits(logits, model)
+            total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == labels).sum().item()
+            count += len(labels)
+    finally:
+        model.train(was_training)
     if count == 0:
-        raise ValueError("loader yielded no examples")
+        raise ValueError("loader yielded no examples: every batch was empty")
     return {"loss": total_loss / count, "accuracy": correct / count}
 
 
@@ -99,13 +190,19 @@ def evaluate(model: nn.Module, loader, device: torch.device | None = None) -> di
 def predict(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true labels over ``loader`` (both 1-D LongTensors on the CPU)."""
     device = model_device(model)
+    loader = nonempty_batches(loader, "loader")
     was_training = model.training
     model.eval()
     preds, trues = [], []
-    for tokens, lengths, labels in loader:
-        preds.append(model(tokens.to(device), lengths.to(device)).argmax(dim=1).cpu())
-        trues.append(labels)
-    model.train(was_training)
+    try:
+        for batch in loader:
+            tokens, lengths, labels = check_batch(batch, num_classes_of(model))
+            logits = model(tokens.to(device), lengths.to(device))
+            check_logits(logits, model)
+            preds.append(logits.argmax(dim=1).cpu())
+            trues.append(labels)
+    finally:
+        model.train(was_training)
     return torch.cat(preds), torch.cat(trues)
 
 
@@ -145,18 +242,64 @@ def train_model(
     cross-entropy. With ``patience``, training stops after that many epochs without a
     better validation accuracy. The model ends in the best epoch's state.
     ``progress=None`` shows a bar unless ``COURSE_PROGRESS=0``.
+
+    A pruned model (chapter 2's ``<param>_mask`` buffers) stays pruned: the masked
+    gradients are zeroed before every optimizer step and the masks re-applied after it
+    (:func:`course_utils.pruning.keep_masks`), also for masks added during training.
+    Empty loaders, batches that are not ``(tokens, lengths, labels)`` and labels out of
+    range raise a ValueError before any step.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be >= 1 or None, got {patience}")
-    device = model_device(model)
+    epochs = positive_int("epochs", epochs)
+    if patience is not None:
+        patience = positive_int("patience", patience)
+    train_loader = nonempty_batches(train_loader, "train_loader")
+    valid_loader = nonempty_batches(valid_loader, "valid_loader")
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    from .pruning.masks import keep_masks  # imported here: pruning builds on this module
+
+    handles = keep_masks(optimizer, model)
+    try:
+        return _train(
+            model,
+            train_loader,
+            valid_loader,
+            epochs=epochs,
+            optimizer=optimizer,
+            clip=clip,
+            patience=patience,
+            before_step=before_step,
+            after_step=after_step,
+            loss_fn=loss_fn,
+            progress=progress,
+            desc=desc,
+        )
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _train(
+    model: nn.Module,
+    train_loader,
+    valid_loader,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    clip: float | None,
+    patience: int | None,
+    before_step: StepHook | None,
+    after_step: StepHook | None,
+    loss_fn: Callable[[nn.Module, tuple], torch.Tensor] | None,
+    progress: bool | None,
+    desc: str,
+) -> History:
+    """The loop of :func:`train_model`, once its arguments are checked and masks kept."""
+    device = model_device(model)
     history = History()
     best_state, best_acc, bad_epochs, step = None, -1.0, 0, 0
     bar = tqdm(
-        total=epochs * len(train_loader),
+        total=epochs * len(train_loader) if hasattr(train_loader, "__len__") else None,
         desc=desc,
         disable=not (show_progress() if progress is None else progress),
         leave=False,
@@ -165,8 +308,7 @@ def train_model(
         start, running, seen = time.perf_counter(), 0.0, 0
         model.train()
         for batch in train_loader:
-            tokens, lengths, labels = batch
-            _check_labels(labels, _num_classes(model))
+            tokens, lengths, labels = check_batch(batch, num_classes_of(model))
             batch = (tokens.to(device), lengths.to(device), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             if loss_fn is None:
@@ -187,6 +329,11 @@ def train_model(
             running += loss.item() * len(labels)
             seen += len(labels)
             bar.update()
+        if seen == 0:
+            raise ValueError(
+                f"train_loader yields no batches in epoch {epoch}: a one-shot iterator (a "
+                "generator) is used up after one epoch; pass a DataLoader or a list of batches"
+            )
         metrics = evaluate(model, valid_loader)
         history.epoch.append(epoch)
         history.train_loss.append(running / seen)
@@ -206,121 +353,3 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
-
-
-# --- checkpoints ------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(path: str | os.PathLike, model: RNNClassifier, **extra) -> None:
-    """Save architecture, weights and plain-data ``extra`` (vocab, metrics) atomically."""
-    import io
-
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": model.config(),
-        "state_dict": model.state_dict(),
-        "extra": extra,
-    }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable course checkpoint, or one for another model."""
-
-
-def load_checkpoint(
-    path: str | os.PathLike, model: RNNClassifier | None = None
-) -> tuple[RNNClassifier, dict]:
-    """Load a checkpoint made by :func:`save_checkpoint` (``weights_only=True``: no code runs).
-
-    Returns ``(model, extra)``. With ``model`` given, its architecture must match. Mask
-    buffers of a pruned model (chapter 2) are recreated, so a pruned model loads as saved.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at path={str(path)!r}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(
-            f"path={str(path)!r} is not a readable course checkpoint ({type(err).__name__}: "
-            f"{(str(err).splitlines() or [''])[0][:200]})"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"path={str(path)!r} is not a course checkpoint (format marker missing)"
-        )
-    config = payload["config"]
-    if model is None:
-        model = build_model(config)
-    elif model.config() != config:
-        diff = {k: (config.get(k), v) for k, v in model.config().items() if config.get(k) != v}
-        raise CheckpointError(f"checkpoint architecture differs from model: {diff} (file, model)")
-    from .pruning.masks import register_masks_from_state_dict  # a pruned model's mask buffers
-
-    try:
-        register_masks_from_state_dict(model, payload["state_dict"])
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"weights in path={str(path)!r} do not fit the model: {err}"
-        ) from None
-    return model, payload.get("extra", {})
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def save_cached(path: str | os.PathLike, model: RNNClassifier, **extra) -> None:
-    """A cache entry: :func:`save_checkpoint`, then its SHA-256 in ``<path>.sha256``.
-
-    The digest is written last, so an interrupted write leaves no entry that looks whole.
-    """
-    path = Path(path)
-    save_checkpoint(path, model, **extra)
-    atomic_write_bytes(path.with_suffix(".sha256"), _file_digest(path).encode())
-
-
-def load_cached(
-    path: str | os.PathLike, key: str, *, what: str, stale: str
-) -> tuple[RNNClassifier, dict] | None:
-    """The entry :func:`save_cached` wrote, if the file is whole and was saved with ``key``.
-
-    Otherwise ``None``, with a warning that names ``what`` cache it is and why it is not
-    used (``stale`` says what a different key means) so that the caller rebuilds it.
-    """
-    path = Path(path)
-    if not path.exists():
-        return None
-    digest = path.with_suffix(".sha256")
-    if not digest.exists() or digest.read_text().strip() != _file_digest(path):
-        problem = "its checksum does not match (corrupt or half-written)"
-    else:
-        try:
-            model, extra = load_checkpoint(path)
-            if extra.get("key") == key:
-                return model, extra
-            problem = f"it was made {stale} (stale)"
-        except (CheckpointError, KeyError, TypeError) as err:
-            problem = f"it cannot be read ({err})"
-    warnings.warn(f"{what} cache {path} is not usable: {problem}. Rebuilding it.", stacklevel=3)
-    return None

@@ -3,9 +3,10 @@
 Introduced in chapter 6, which compares all methods side by side. ``pruned_model(method,
 amount, seed=...)`` prunes and fine-tunes a copy of ``get_baseline(seed=...)`` with the
 recipe of the chapter that teaches the method, or loads the result from the cache. The
-cache works like the baseline's: one checkpoint per (method, amount, recipe, baseline
-weights, data, seed), written atomically with a SHA-256 digest beside it, loaded with
-``torch.load(weights_only=True)``; a corrupt or stale file is rebuilt with a warning.
+cache works like the baseline's: one safetensors checkpoint per (method, amount, recipe,
+baseline weights, data, seed), written atomically with its SHA-256 inside and loaded
+without unpickling anything; a corrupt, refused or stale file is rebuilt with a warning,
+and a cache folder that cannot be written costs a warning, never the pruned model.
 
 Methods (``amount`` is a sparsity for unstructured methods, hidden units kept for
 structured ones):
@@ -27,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +36,11 @@ from pathlib import Path
 import torch
 
 from .baseline import Baseline, get_baseline
+from .checkpoints import load_cached, save_cached
+from .checks import finite_numbers
 from .models import RNNClassifier
 from .settings import cache_dir as default_cache_dir
-from .train import evaluate, load_cached, save_cached
+from .train import evaluate
 
 ZOO_VERSION = 3
 UNSTRUCTURED = ("magnitude_oneshot", "magnitude_agp", "taylor", "movement", "snip")
@@ -314,7 +318,7 @@ def pruned_model(
     amount = _check_amount(method, amount, baseline.model.rnn.hidden_size)
     rec = _resolved(method, budget, baseline)
     key = _key(method, amount, rec, bool(include_embedding), baseline)
-    path = Path(cache_dir or default_cache_dir()) / f"pruned-{method}-{key[:20]}.pt"
+    path = Path(cache_dir or default_cache_dir()) / f"pruned-{method}-{key[:20]}.safetensors"
     device = next(baseline.model.parameters()).device
     info = dict(
         method=method,
@@ -331,8 +335,13 @@ def pruned_model(
     )
     if found is not None:
         model, extra = found
-        return PrunedModel(
-            **info, model=model.to(device).eval(), metrics=extra["metrics"], from_cache=True
+        if isinstance(extra.get("metrics"), dict):
+            return PrunedModel(
+                **info, model=model.to(device).eval(), metrics=extra["metrics"], from_cache=True
+            )
+        warnings.warn(
+            f"Pruned-model cache {path} is not usable: it has no metrics. Rebuilding it.",
+            stacklevel=2,
         )
     from .pruning import get_masks, remove_masks
 
@@ -352,7 +361,7 @@ def pruned_model(
         "train_seconds": seconds,
     }
     if cache:
-        save_cached(path, copy.deepcopy(model).cpu(), key=key, metrics=metrics)
+        save_cached(path, copy.deepcopy(model).cpu(), what="Pruned-model", key=key, metrics=metrics)
     return PrunedModel(**info, model=model, metrics=metrics, from_cache=False)
 
 
@@ -403,8 +412,11 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     """Indices of the points no other point beats: none has a cost at most as high AND a
     score at least as high, with one of the two strictly better. Sorted by cost.
 
-    For accuracy against size or latency: the models worth considering.
+    For accuracy against size or latency: the models worth considering. A NaN or
+    infinite cost or score (a failed measurement) is refused with a ValueError naming
+    it, since no point could be compared with it.
     """
+    costs, scores = finite_numbers("costs", costs), finite_numbers("scores", scores)
     if len(costs) != len(scores):
         raise ValueError(f"costs and scores differ in length: {len(costs)} and {len(scores)}")
     points = list(zip(costs, scores, strict=True))

@@ -34,21 +34,22 @@ def test_cache_key_changes_with_config_and_seed():
     assert key != BaselineConfig(hidden_size=7).key("data", 0)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "no_checksum"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "flip_header"])
 def test_corrupt_cache_is_detected_and_rebuilt(cached, damage, tmp_path):
     folder, first = cached
     import shutil
 
     for f in folder.iterdir():
         shutil.copy(f, tmp_path / f.name)
-    model_file = next(tmp_path.glob("*.pt"))
+    model_file = next(tmp_path.glob("*.safetensors"))
     raw = model_file.read_bytes()
     if damage == "truncate":
         model_file.write_bytes(raw[: len(raw) // 2])
-    elif damage == "flip":
+    elif damage == "flip":  # in the weights
         model_file.write_bytes(raw[:-10] + bytes(b ^ 0xFF for b in raw[-10:]))
-    else:
-        model_file.with_suffix(".sha256").unlink()
+    else:  # a word of the vocabulary, in the JSON header
+        at = raw.index(b"<unk>") + 1
+        model_file.write_bytes(raw[:at] + b"V" + raw[at + 1 :])
     with pytest.warns(UserWarning, match="not usable"):
         rebuilt = get_baseline(TINY, cache_dir=tmp_path, progress=False)
     assert not rebuilt.from_cache and same_weights(rebuilt.model, first.model)
@@ -61,12 +62,11 @@ def test_stale_cache_for_another_key_is_rebuilt(cached, tmp_path):
     folder, _ = cached
     import shutil
 
-    src = next(folder.glob("*.pt"))
+    src = next(folder.glob("*.safetensors"))
     # the seed-0 model, copied whole (checksum and all) under the seed-1 run's file name
     seed1 = get_baseline(TINY, seed=1, cache=False, progress=False)
     name = f"baseline-{TINY.key(seed1.data.fingerprint(), 1)[:20]}"
-    shutil.copy(src, tmp_path / f"{name}.pt")
-    shutil.copy(src.with_suffix(".sha256"), tmp_path / f"{name}.sha256")
+    shutil.copy(src, tmp_path / f"{name}.safetensors")
     with pytest.warns(UserWarning, match="stale"):
         rebuilt = get_baseline(TINY, seed=1, cache_dir=tmp_path, progress=False)
     assert same_weights(rebuilt.model, seed1.model)

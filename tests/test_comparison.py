@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_utils.baseline import BaselineConfig, get_baseline
+from course_utils.pruning import comparison, get_masks
 from course_utils.pruning.comparison import (
     FineTuneBudget,
     compare_criteria,
@@ -26,21 +27,47 @@ def tiny_baseline(tmp_path_factory):
     return get_baseline(config, seed=1, cache_dir=tmp_path_factory.mktemp("c"), progress=False)
 
 
-def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline):
+def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline, monkeypatch):
     before = copy.deepcopy(tiny_baseline.model.state_dict())
+    measured = []  # (masks, accuracy counted by hand) of each model the test split scores
+    original = comparison.evaluate
+
+    def evaluate_and_record(model, loader, *args, **kwargs):
+        assert loader.dataset is tiny_baseline.datasets["test"]
+        correct = count = 0
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for tokens, lengths, labels in loader:
+                correct += int((model(tokens, lengths).argmax(1) == labels).sum())
+                count += len(labels)
+        model.train(was_training)
+        masks = {n: m.clone() for n, m in get_masks(model).items()}
+        measured.append((masks, correct / count))
+        return original(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(comparison, "evaluate", evaluate_and_record)
     budget = FineTuneBudget(epochs=1, frequency=2)
     result = compare_criteria(tiny_baseline, sparsities=(0.5, 0.9), budget=budget, progress=False)
+    monkeypatch.undo()
     rows = result.rows
     assert [(r["criterion"], r["sparsity"]) for r in rows] == [
         (c, s) for s in (0.5, 0.9) for c in ("magnitude", "random", "taylor", "movement", "snip")
     ]
     for r in rows:
         assert r["epochs"] == (2 if r["criterion"] == "snip" else 1)  # baseline 1 + budget 1
-        assert 0 <= r["test_accuracy"] <= 1 and r["seed"] == 1
+        assert r["seed"] == 1
         masks = result.masks[(r["criterion"], r["sparsity"], 1)]
         assert {n: int((~m).sum()) for n, m in masks.items()} == {
             n: round(r["sparsity"] * m.numel()) for n, m in masks.items()
         }
+    # test accuracy is measured once per row, on the final pruned model (its masks)
+    assert len(measured) == len(rows)
+    for r, (masks, accuracy) in zip(rows, measured, strict=True):
+        assert r["test_accuracy"] == accuracy
+        final = result.masks[(r["criterion"], r["sparsity"], 1)]
+        assert masks.keys() == final.keys()
+        assert all(torch.equal(masks[n], final[n]) for n in final)
     for name, value in tiny_baseline.model.state_dict().items():
         assert torch.equal(value, before[name]), name  # the baseline is untouched
     text = budget.describe(tiny_baseline)

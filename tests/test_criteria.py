@@ -8,6 +8,7 @@ import torch
 from helpers import zeros_stay_zero
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from course_utils.pruning import agp_sparsity, get_masks, select_layerwise
 from course_utils.pruning.criteria import (
@@ -171,6 +172,64 @@ def test_gradual_pruning_bad_input(task):
 # --- SNIP --------------------------------------------------------------------------------
 
 
+class TwoLayers(nn.Module):
+    """x -> W1·x -> W2·h + b: the gradients of both weights have a closed form."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(3, 4, bias=False)
+        self.classifier = nn.Linear(4, 2)
+
+
+def two_layer_loss(model, batch):
+    x, _, y = batch
+    return nn.functional.cross_entropy(model.classifier(model.hidden(x)), y)
+
+
+def test_snip_scores_are_the_papers_normalized_connection_sensitivity():
+    # Lee et al. 2019: s_j = |g_j·w_j| / Σ_k |g_k·w_k|, the sum over ALL scored weights
+    torch.manual_seed(0)
+    model = TwoLayers()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 3, generator=g), torch.randint(0, 2, (6,), generator=g)
+    w1, w2 = model.hidden.weight.detach(), model.classifier.weight.detach()
+    with torch.no_grad():
+        h = x @ w1.T
+        p = torch.softmax(h @ w2.T + model.classifier.bias, dim=1)
+        d = (p - nn.functional.one_hot(y, 2)) / 6  # dL/dlogits of the mean cross-entropy
+        raw = {
+            "hidden.weight": ((d @ w2).T @ x * w1).abs(),  # dL/dW1 = (d·W2)ᵀ x
+            "classifier.weight": (d.T @ h * w2).abs(),  # dL/dW2 = dᵀ h
+        }
+    total = sum(float(r.sum()) for r in raw.values())
+    scores = snip_scores(model, (x, None, y), loss_fn=two_layer_loss)
+    assert list(scores) == ["hidden.weight", "classifier.weight"]
+    for name, r in raw.items():
+        torch.testing.assert_close(scores[name], r / total, rtol=1e-5, atol=1e-8)
+    # one normalization over both tensors, not one per tensor
+    assert sum(float(s.sum()) for s in scores.values()) == pytest.approx(1.0)
+    assert float(scores["classifier.weight"].sum()) < 0.99
+
+
+def snip_by_hand(model, batch, names):
+    """SNIP's scores from autograd: |dL/dw·w| over one batch, normalized to sum to 1."""
+    model = copy.deepcopy(model).eval()
+    params = dict(model.named_parameters())
+    tokens, lengths, labels = batch
+    loss = nn.functional.cross_entropy(model(tokens, lengths), labels)
+    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    raw = {n: (g * params[n]).abs().detach() for n, g in zip(names, grads, strict=True)}
+    total = sum(r.sum() for r in raw.values())
+    return {n: r / total for n, r in raw.items()}
+
+
+def without_lowest(scores, k):
+    """A keep-mask of ``scores``' shape that drops its k lowest entries."""
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep[scores.reshape(-1).argsort()[:k]] = False
+    return keep.reshape(scores.shape)
+
+
 def test_snip_pruning_prunes_at_init_by_one_batch_and_trains(task):
     model, loaders = task
     init = copy.deepcopy(model)
@@ -178,9 +237,11 @@ def test_snip_pruning_prunes_at_init_by_one_batch_and_trains(task):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fresh model: no warning
         run = snip_pruning(model, loaders, 0.8, epochs=2, batch=batch, progress=False)
-    scores = snip_scores(init, batch, names=list(get_masks(model)))
-    want = select_layerwise(scores, 0.8)
-    for name, mask in get_masks(model).items():
+    masks = get_masks(model)
+    assert list(masks) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "classifier.weight"]
+    scores = snip_by_hand(init, batch, list(masks))
+    want = {n: without_lowest(s, round(0.8 * s.numel())) for n, s in scores.items()}
+    for name, mask in masks.items():
         assert torch.equal(mask, want[name]), name
     assert zeros_stay_zero(model)
     assert run.epochs == 2 and run.events[0]["target"] == 0.8
@@ -188,6 +249,25 @@ def test_snip_pruning_prunes_at_init_by_one_batch_and_trains(task):
     assert not torch.equal(
         params["rnn.weight_hh_l0"], init.rnn.weight_hh_l0 * want["rnn.weight_hh_l0"]
     )
+
+
+def test_global_snip_uses_one_threshold_over_all_tensors(task):
+    model, loaders = task
+    init = copy.deepcopy(model)
+    batch = next(iter(loaders[0]))
+    run = snip_pruning(model, loaders, 0.8, epochs=1, batch=batch, scope="global", progress=False)
+    masks = get_masks(model)
+    names = list(masks)
+    scores = snip_by_hand(init, batch, names)
+    sizes = [scores[n].numel() for n in names]
+    k = round(0.8 * sum(sizes))  # 429 of the 536 weights
+    keep = without_lowest(torch.cat([scores[n].reshape(-1) for n in names]), k)
+    for name, kept in zip(names, keep.split(sizes), strict=True):
+        assert torch.equal(masks[name], kept.reshape(masks[name].shape)), name
+    # one threshold: the tensors lose different fractions, unlike layerwise selection
+    pruned = {n: int((~m).sum()) for n, m in masks.items()}
+    assert sum(pruned.values()) == k and run.sparsity == pytest.approx(k / sum(sizes))
+    assert pruned != {n: round(0.8 * m.numel()) for n, m in masks.items()}
 
 
 def test_snip_pruning_warns_on_a_trained_model(task):

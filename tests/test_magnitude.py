@@ -57,6 +57,12 @@ def tie_free_model(config, seed):
     return model
 
 
+def relative(weight):
+    """|w| / RMS(w): the scores that scope="global_normalized" compares."""
+    w = weight.detach().abs()
+    return w / w.pow(2).mean().sqrt()
+
+
 def torch_masks(model, names):
     """The masks torch.nn.utils.prune left on ``model`` (buffers ``<attr>_mask``)."""
     masks = {}
@@ -123,9 +129,15 @@ def test_already_pruned_weights_stay_pruned(config, first, second, scope, criter
     after = prune(model, second, scope=scope, criterion=criterion, seed=1)
     for name, mask in after.items():
         assert not (mask & ~before[name]).any(), f"{name}: a pruned weight came back"
-    zeros = sum(int((~m).sum()) for m in after.values())
-    total = sum(m.numel() for m in after.values())
-    assert zeros >= round(max(first, second) * total) - len(after)  # rounding per tensor
+    # the new target counts the old zeros: exactly the larger of the two targets remains
+    if scope == "layerwise":
+        for name, mask in after.items():
+            n = mask.numel()
+            assert int((~mask).sum()) == max(round(first * n), round(second * n)), name
+    else:
+        zeros = sum(int((~m).sum()) for m in after.values())
+        total = sum(m.numel() for m in after.values())
+        assert zeros == max(round(first * total), round(second * total))
 
 
 def test_iterative_magnitude_pruning_equals_one_shot_when_weights_do_not_change():
@@ -169,10 +181,21 @@ def test_global_threshold_pitfall_default_initialization():
     torch.manual_seed(0)
     model = RNNClassifier(500, 3, embed_dim=16, hidden_size=16)  # embed_init_std=None
     masks = prune(copy.deepcopy(model), 0.5, scope="global", include_embedding=True)
+    # 8000 embedding + 2 x 1024 recurrent + 48 classifier weights = 10096; 5048 are pruned.
+    # The 2096 weights below 1/sqrt(16) = 0.25 go first, then 2952 embedding weights:
+    # all 5048 survivors are embedding weights (63 % of the embedding)
     assert not masks["rnn.weight_hh_l0"].any() and not masks["rnn.weight_ih_l0"].any()
-    assert masks["embedding.weight"].float().mean() > 0.55
+    assert not masks["classifier.weight"].any()
+    assert int(masks["embedding.weight"].sum()) == 10096 - 5048
     fair = prune(copy.deepcopy(model), 0.5, scope="global_normalized", include_embedding=True)
-    assert 0.3 < fair["rnn.weight_hh_l0"].float().mean() < 0.7
+    # one threshold on |w| / RMS(w): every pruned weight lies below every kept one
+    params = prunable_parameters(model)
+    pruned_max = max(float(relative(params[n])[~m].max()) for n, m in fair.items())
+    kept_min = min(float(relative(params[n])[m].min()) for n, m in fair.items())
+    assert pruned_max <= kept_min
+    assert sum(int((~m).sum()) for m in fair.values()) == 5048
+    # and the recurrent tensors now keep a share of their own
+    assert 0 < int(fair["rnn.weight_hh_l0"].sum()) < 1024
 
 
 def test_random_criterion_is_seeded_and_exact(tiny_model):

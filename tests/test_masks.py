@@ -10,6 +10,7 @@ import torch
 from helpers import same_weights
 from torch import nn
 
+from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.measure import num_threads
 from course_utils.models import RNNClassifier
 from course_utils.pruning import (
@@ -28,7 +29,7 @@ from course_utils.pruning import (
     sparsity_report,
 )
 from course_utils.text import make_loader
-from course_utils.train import load_checkpoint, save_checkpoint, train_model
+from course_utils.train import train_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -65,6 +66,13 @@ def random_batch(vocab=40, batch=8, steps=7, seed=0):
 def pruned_weights(model):
     params = dict(model.named_parameters())
     return {name: params[name][~mask] for name, mask in get_masks(model).items()}
+
+
+def zeros_and_target(model, sparsity):
+    """Exact zeros over the prunable weights, and the layerwise count round(s * n) summed."""
+    params = prunable_parameters(model).values()
+    zeros = sum(int((p == 0).sum()) for p in params)
+    return zeros, sum(round(sparsity * p.numel()) for p in params)
 
 
 def all_zero(model):
@@ -115,7 +123,8 @@ def test_keep_masks_keeps_pruned_weights_exactly_zero(name):
     assert all_zero(model)
     survivors = model.rnn.weight_hh_l0[model.rnn.weight_hh_l0_mask]
     assert not torch.equal(survivors, before.rnn.weight_hh_l0[before.rnn.weight_hh_l0_mask])
-    assert math.isclose(overall_sparsity(model, include_embedding=True), 0.7, abs_tol=1e-3)
+    zeros, target = zeros_and_target(model, 0.7)
+    assert zeros == target  # exactly round(0.7 * n) zeros in every tensor, even after training
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -153,7 +162,8 @@ def test_train_model_after_step_hook_keeps_pruned_weights_zero(name, synthetic_d
         progress=False,
     )
     assert all_zero(model)
-    assert math.isclose(overall_sparsity(model, include_embedding=True), 0.8, abs_tol=1e-3)
+    zeros, target = zeros_and_target(model, 0.8)
+    assert zeros == target
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -272,11 +282,22 @@ def test_select_per_tensor_leaves_tensors_without_a_target_dense():
 
 
 def test_select_global_uses_one_threshold_and_normalization_evens_it_out():
-    scores = {"big": 10 + torch.rand(100), "small": torch.rand(100)}
+    # "big": 10.000 .. 10.099, RMS 10.05, so |s| / RMS lies in [0.995, 1.005].
+    # "small": 50 tiny scores (0.001 .. 0.05) and 50 large ones (1.01 .. 1.5), RMS 0.894,
+    # so |s| / RMS is below 0.06 for the first half and above 1.13 for the second.
+    step = torch.arange(1, 51, dtype=torch.float32)
+    scores = {
+        "big": 10 + 1e-3 * torch.arange(100, dtype=torch.float32),
+        "small": torch.cat([1e-3 * step, 1 + 1e-2 * step]),
+    }
+    first_half = torch.arange(100) < 50
+    # one threshold on the raw scores: every small score goes before any big one
     masks = select_global(scores, 0.5)
-    assert masks["small"].sum() == 0 and masks["big"].all()
+    assert not masks["small"].any() and masks["big"].all()
+    # normalized: the 50 tiny small scores, then the 50 lowest big ones (all below 1.13)
     fair = select_global(scores, 0.5, normalize=True)
-    assert 20 < int(fair["small"].sum()) < 80
+    assert torch.equal(fair["small"], ~first_half)
+    assert torch.equal(fair["big"], ~first_half)
 
 
 def test_select_rejects_an_unknown_scope_and_bad_scores():

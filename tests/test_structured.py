@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.measure import count_parameters
 from course_utils.models import RNNClassifier
 from course_utils.pruning import set_masks
@@ -28,7 +29,6 @@ from course_utils.pruning.structured import (
     unit_slots,
     units_kept,
 )
-from course_utils.train import load_checkpoint, save_checkpoint
 
 VOCAB = 25
 

@@ -4,15 +4,13 @@ import pytest
 import torch
 from helpers import same_weights
 
+from course_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from course_utils.models import RNNClassifier
 from course_utils.text import make_loader
 from course_utils.train import (
-    CheckpointError,
     confusion_matrix,
     evaluate,
-    load_checkpoint,
     predict,
-    save_checkpoint,
     set_seed,
     train_model,
 )

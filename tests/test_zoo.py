@@ -70,15 +70,15 @@ def test_second_call_loads_the_same_model_from_cache(baseline, tmp_path):
     second = make("taylor", 0.8, tmp_path, baseline)
     assert second.from_cache and not first.from_cache
     assert same_weights(first.model, second.model) and first.metrics == second.metrics
-    files = sorted(p.suffix for p in tmp_path.iterdir())
-    assert files == [".pt", ".sha256"]  # nothing half-written left behind
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 1 and files[0].endswith(".safetensors")  # nothing half-written
 
 
 def test_cache_key_depends_on_recipe_and_amount(baseline, tmp_path):
     make("magnitude_oneshot", 0.8, tmp_path, baseline)
     make("magnitude_oneshot", 0.9, tmp_path, baseline)
     make("magnitude_oneshot", 0.8, tmp_path, baseline, include_embedding=True)
-    assert len(list(tmp_path.glob("*.pt"))) == 3
+    assert len(list(tmp_path.glob("*.safetensors"))) == 3
     assert zoo.recipe("snip", "full")["epochs"] is None  # the baseline's epochs + 1
     assert zoo.recipe("magnitude_agp", "short")["epochs"] < zoo.recipe("magnitude_agp")["epochs"]
 
@@ -94,15 +94,12 @@ class _Payload:
 @pytest.mark.parametrize("damage", ["truncate", "pickle"])
 def test_damaged_cache_is_rebuilt_without_running_code(baseline, tmp_path, damage):
     first = make("magnitude_oneshot", 0.7, tmp_path, baseline)
-    path = next(tmp_path.glob("*.pt"))
+    path = next(tmp_path.glob("*.safetensors"))
     marker = tmp_path / "pwned"
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:1000])
-    else:  # a malicious file with a matching checksum
-        import hashlib
-
+    else:  # a malicious pickle in place of the entry
         path.write_bytes(pickle.dumps(_Payload(marker)))
-        path.with_suffix(".sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest())
     with pytest.warns(UserWarning, match="not usable"):
         rebuilt = make("magnitude_oneshot", 0.7, tmp_path, baseline)
     assert not marker.exists()

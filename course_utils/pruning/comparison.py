@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import positive_int, positive_number
 from ..measure import Table
 from ..train import evaluate
 from .criteria import (
@@ -62,12 +63,11 @@ class FineTuneBudget:
             value = getattr(self, argument)
             if value is None and argument in ("scratch_epochs", "train_batches"):
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{argument} must be a positive int, got {value!r}")
+            positive_int(argument, value)
         for argument in ("lr", "scratch_lr"):
             value = getattr(self, argument)
-            if value is not None and not value > 0:
-                raise ValueError(f"{argument} must be > 0, got {value}")
+            if value is not None:
+                positive_number(argument, value)
         agp_steps(100, warmup=self.warmup, ramp_end=self.ramp_end, frequency=self.frequency)
 
     def snip_epochs(self, baseline) -> int:

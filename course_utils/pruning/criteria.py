@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..checks import fraction, positive_int, positive_number
 from ..measure import Table
-from ..train import evaluate, set_seed
+from ..train import evaluate, nonempty_batches, set_seed
 from .finetune import finetune, training_loaders
 from .gradient import MovementScores, RunningTaylorScores, snip_scores
 from .magnitude import prune
@@ -92,10 +93,7 @@ def _check_criterion(criterion: str, allowed: Sequence[str]) -> None:
 
 
 def _check_fraction(value: float, argument: str, *, upper_inclusive: bool = False) -> float:
-    ok = 0 <= value <= 1 if upper_inclusive else 0 <= value < 1
-    if isinstance(value, bool) or not isinstance(value, int | float) or not ok:
-        raise ValueError(f"{argument} must be a fraction of the steps in [0, 1], got {value!r}")
-    return float(value)
+    return fraction(argument, value, high_open=not upper_inclusive, what="a fraction of the steps")
 
 
 def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | None) -> list[str]:
@@ -124,10 +122,8 @@ def agp_steps(steps: int, *, warmup: float, ramp_end: float, frequency: int) -> 
     ramp_end = _check_fraction(ramp_end, "ramp_end", upper_inclusive=True)
     if ramp_end <= warmup:
         raise ValueError(f"ramp_end must be > warmup={warmup}, got ramp_end={ramp_end}")
-    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-        raise ValueError(f"frequency must be a positive int (steps), got {frequency!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    frequency = positive_int("frequency", frequency)
+    steps = positive_int("steps", steps)
     start = min(round(warmup * steps), steps - 1)
     return start, max(start + 1, min(steps, round(ramp_end * steps)))
 
@@ -173,8 +169,7 @@ def gradual_pruning(
     final = check_sparsity(final, "final")
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = positive_int("epochs", epochs)
     names = _names(model, include_embedding, names)
     train_loader, _ = training_loaders(data, seed=seed)
     steps_per_epoch = len(train_loader)
@@ -225,7 +220,8 @@ def first_batch(data, batch_size: int, seed: int) -> tuple:
     ``training_loaders`` accepts. SNIP scores the initialization on this one batch.
     """
     if hasattr(data, "loader") and hasattr(data, "datasets"):
-        return next(iter(data.loader("train", batch_size=batch_size, seed=seed)))
+        loader = data.loader("train", batch_size=positive_int("batch_size", batch_size), seed=seed)
+        return next(iter(nonempty_batches(loader, "data's training loader")))
     train_loader, _ = training_loaders(data, seed=seed)
     return next(iter(train_loader))
 
@@ -255,6 +251,7 @@ def snip_pruning(
     ``baseline_initialization(baseline)``): on a trained model SNIP warns.
     """
     sparsity = check_sparsity(sparsity)
+    epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
     names = _names(model, include_embedding, names)

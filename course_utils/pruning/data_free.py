@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..checks import integer, non_negative_number, positive_number
 from ..models import RNNClassifier
 from ..settings import show_progress
-from ..train import evaluate
+from ..train import evaluate, nonempty_batches
+from .masks import keep_masks
 from .soft_masks import check_teacher
 
 __all__ = [
@@ -128,8 +130,7 @@ class SequenceGenerator(nn.Module):
     ):
         super().__init__()
         for name, value in (("noise_dim", noise_dim), ("seq_len", seq_len), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            integer(name, value, minimum=1)
         if seq_len % 4:
             raise ValueError(f"seq_len must be a multiple of 4 (two upsamplings), got {seq_len}")
         if mean.dim() != 1 or std.shape != mean.shape:
@@ -190,22 +191,17 @@ class DAFLConfig:
     source: str = "generator"
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "seq_len", "noise_dim", "channels", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        for name in ("steps", "seq_len", "noise_dim", "channels", "eval_every"):
+            integer(name, getattr(self, name), minimum=1)
+        integer("batch_size", self.batch_size, minimum=2, allowed="an int >= 2 (batch norm)")
         for name in ("alpha", "beta"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            non_negative_number(name, getattr(self, name))
         for name in ("g_lr", "lr", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            positive_number(name, getattr(self, name))
         if self.source not in SOURCES:
             raise ValueError(f"unknown source={self.source!r}; choose from {SOURCES}")
-        if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"clip must be > 0 or None, got {self.clip}")
+        if self.clip is not None:
+            positive_number("clip", self.clip)
 
 
 @dataclass
@@ -280,6 +276,8 @@ def distill_data_free(
         raise TypeError(f"config must be a DAFLConfig, got {type(config).__name__}")
     config.check()
     check_pair(teacher, student)
+    if valid_loader is not None:
+        valid_loader = nonempty_batches(valid_loader, "valid_loader")
     device = next(teacher.parameters()).device
     torch.manual_seed(config.seed)
     noise = torch.Generator(device=device).manual_seed(config.seed)
@@ -296,6 +294,7 @@ def distill_data_free(
         ).to(device)
         opt_g = torch.optim.Adam(generator.parameters(), lr=config.g_lr)
     opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
+    keep_masks(opt_s, student)  # a student pruned in chapter 2 stays pruned
     words = torch.arange(teacher.embedding.num_embeddings, device=device)
     words = words[words != teacher.embedding.padding_idx]
     names = ("one_hot", "activation", "entropy", "generator", "kd")
@@ -365,8 +364,7 @@ def nearest_words(
     A way to look at what the generator makes: not text, but points of embedding space,
     read back as their nearest real words.
     """
-    if isinstance(num, bool) or not isinstance(num, int) or num < 2:
-        raise ValueError(f"num must be an int >= 2 (batch norm), got {num!r}")
+    num = integer("num", num, minimum=2, allowed="an int >= 2 (batch norm)")
     device = embedding.weight.device
     z = torch.randn(
         num,

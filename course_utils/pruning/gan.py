@@ -34,8 +34,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..checks import integer, non_negative_number, number, positive_number
 from ..models import RNNClassifier
 from ..settings import show_progress
+from ..train import check_batch, nonempty_batches
+from .masks import keep_masks
 from .regularization import soft_threshold
 from .soft_masks import (
     FistaMasks,
@@ -80,8 +83,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, in_features: int, hidden: int = 64):
         super().__init__()
-        if in_features < 1 or hidden < 1:
-            raise ValueError(f"in_features and hidden must be >= 1, got {in_features}, {hidden}")
+        in_features = integer("in_features", in_features, minimum=1)
+        hidden = integer("hidden", hidden, minimum=1)
         self.net = nn.Sequential(
             nn.Linear(in_features, hidden),
             nn.LeakyReLU(0.2),
@@ -137,24 +140,20 @@ class GALConfig:
 
     def check(self) -> None:
         for name in ("lam", "adv_weight", "data_weight", "ce_weight", "d_weight_decay", "d_noise"):
-            value = getattr(self, name)
-            if not value >= 0:  # also rejects NaN
-                raise ValueError(f"{name} must be >= 0, got {value}")
+            non_negative_number(name, getattr(self, name))
         for name in ("lr", "d_lr", "mask_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            positive_number(name, getattr(self, name))
         for name in ("epochs", "mask_every", "snapshot_every", "d_hidden", "target_units"):
             value = getattr(self, name)
             if name == "target_units" and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        if not self.lam_growth >= 1:
-            raise ValueError(f"lam_growth must be >= 1, got {self.lam_growth}")
+            integer(name, value, minimum=1, allowed="an int >= 1")
+        number("lam_growth", self.lam_growth, minimum=1)
+        if self.clip is not None:
+            positive_number("clip", self.clip)
         if self.target_units is not None and not self.lam > 0:
             raise ValueError(f"lam must be > 0 when target_units is set, got {self.lam}")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        number("label_smoothing", self.label_smoothing, minimum=0, maximum=0.5, high_open=True)
         if self.adv_weight == 0 and self.data_weight == 0 and self.ce_weight == 0:
             raise ValueError("adv_weight, data_weight and ce_weight are all 0: nothing to learn")
 
@@ -212,8 +211,10 @@ def logit_gap(teacher: nn.Module, student: nn.Module, loader: Iterable) -> dict[
     teacher.eval()
     student.eval()
     device = next(teacher.parameters()).device
+    classes = getattr(getattr(teacher, "classifier", None), "out_features", None)
     total, count, correct = 0.0, 0, 0
-    for tokens, lengths, labels in loader:
+    for batch in nonempty_batches(loader, "loader"):
+        tokens, lengths, labels = check_batch(batch, classes, "each batch of loader")
         tokens, lengths, labels = tokens.to(device), lengths.to(device), labels.to(device)
         t, s = teacher(tokens, lengths), student(tokens, lengths)
         total += float(((t - s) ** 2).mean(dim=1).sum())
@@ -222,7 +223,7 @@ def logit_gap(teacher: nn.Module, student: nn.Module, loader: Iterable) -> dict[
     teacher.train(was_training[0])
     student.train(was_training[1])
     if count == 0:
-        raise ValueError("loader yielded no batches")
+        raise ValueError("loader yields no examples: every batch was empty")
     return {"logit_mse": total / count, "accuracy": correct / count}
 
 
@@ -308,8 +309,8 @@ def train_gal(
             f"target_units must be below the teacher's {hidden} hidden units, "
             f"got {config.target_units}"
         )
-    if len(train_loader) == 0:
-        raise ValueError("train_loader yields no batches")
+    train_loader = nonempty_batches(train_loader, "train_loader")
+    valid_loader = nonempty_batches(valid_loader, "valid_loader")
     torch.manual_seed(config.seed)
     if teacher_cache is None:
         teacher_cache = CachedTeacher(teacher)
@@ -320,8 +321,10 @@ def train_gal(
         p.requires_grad_(False)
     net = MaskedStudent(teacher, student)
     device = next(teacher.parameters()).device
-    disc = Discriminator(teacher.classifier.out_features, config.d_hidden).to(device)
+    classes = teacher.classifier.out_features
+    disc = Discriminator(classes, config.d_hidden).to(device)
     opt_w = torch.optim.Adam(net.weight_parameters(), lr=config.lr)
+    keep_masks(opt_w, net.model)  # a student pruned in chapter 2 stays pruned
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.d_lr, weight_decay=config.d_weight_decay)
     fista = FistaMasks(net.masks, lr=config.mask_lr, lam=config.lam, restart=config.restart)
     adversarial = config.adv_weight > 0
@@ -334,7 +337,8 @@ def train_gal(
     diverged, message, nan = False, "", float("nan")
     for epoch in range(1, config.epochs + 1):
         net.train()
-        for tokens, lengths, labels in train_loader:
+        for batch in train_loader:
+            tokens, lengths, labels = check_batch(batch, classes, "each batch of train_loader")
             tokens, lengths, labels = tokens.to(device), lengths.to(device), labels.to(device)
             t_logits = teacher_cache(tokens, lengths)
             s_logits = net(tokens, lengths)

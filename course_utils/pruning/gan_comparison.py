@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..checks import fraction, positive_int, positive_number
 from ..measure import Table
 from ..train import evaluate
 from .comparison import compare_medians
@@ -56,10 +57,8 @@ def distillation_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha: fl
     ``alpha·T²·KL(softmax(t/T) || softmax(s/T)) + (1 - alpha)·CE(s, labels)`` with the
     teacher's logits ``t`` (``teacher`` may be a :class:`CachedTeacher`).
     """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    temperature = positive_number("temperature", temperature)
+    alpha = fraction("alpha", alpha, high_open=False)
     if not isinstance(teacher, CachedTeacher):
         teacher = CachedTeacher(teacher)
 
@@ -147,8 +146,7 @@ class UnitBudget:
             value = getattr(self, name)
             if name == "train_batches" and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if not isinstance(self.gal, GALConfig):
             raise TypeError(f"gal must be a GALConfig, got {type(self.gal).__name__}")
         self.gal.check()

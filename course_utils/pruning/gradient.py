@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..checks import fraction, positive_int, positive_number
+from ..train import check_batch, nonempty_batches, num_classes_of
 from .masks import check_names, prunable_parameters
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
@@ -70,7 +72,14 @@ def _to_device(batch: tuple, device: torch.device) -> tuple:
 def _gradients(
     model: nn.Module, batch: tuple, params: Mapping[str, nn.Parameter], loss_fn: LossFn
 ) -> dict[str, torch.Tensor]:
-    """Gradients of the batch loss with respect to ``params`` (model in eval mode)."""
+    """Gradients of the batch loss with respect to ``params`` (model in eval mode).
+
+    The batch must be a ``(tokens, lengths, labels)`` triple with labels in range
+    (:func:`course_utils.train.check_batch`; a custom ``loss_fn`` reads the rest itself).
+    """
+    batch = check_batch(
+        batch, num_classes_of(model), "each batch of data", shapes=loss_fn is cross_entropy_loss
+    )
     device = next(model.parameters()).device
     loss = loss_fn(model, _to_device(batch, device))
     if not torch.isfinite(loss):
@@ -117,10 +126,10 @@ def taylor_scores(
     Returns ``{name: scores}`` with the weights' shapes.
     """
     _require_data("taylor", data, loss_fn)
-    if num_batches < 1:
-        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
-    if momentum is not None and not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1) or None, got {momentum}")
+    num_batches = positive_int("num_batches", num_batches)
+    if momentum is not None:
+        momentum = fraction("momentum", momentum)
+    data = nonempty_batches(data, "data")
     loss_fn = loss_fn or cross_entropy_loss
     params = _params(model, names)
     scores = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
@@ -139,8 +148,6 @@ def taylor_scores(
                 else:
                     scores[n] = momentum * scores[n] + (1 - momentum) * value
             seen += 1
-    if seen == 0:
-        raise ValueError("data yielded no batches")
     if momentum is None:
         scores = {n: s / seen for n, s in scores.items()}
     return scores
@@ -162,8 +169,8 @@ def taylor_group_scores(
     ``hidden_unit_groups(model)``) is accepted too: see :func:`group_slices`.
     """
     _require_data("taylor", data, loss_fn)
-    if num_batches < 1:
-        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+    num_batches = positive_int("num_batches", num_batches)
+    data = nonempty_batches(data, "data")
     if _is_group_set(groups):
         groups = group_slices(groups)
     if not isinstance(groups, Mapping):
@@ -192,8 +199,6 @@ def taylor_group_scores(
                 total = sum(products[name][index].sum() for name, index in slices)
                 totals[key] += float(total) ** 2
             seen += 1
-    if seen == 0:
-        raise ValueError("data yielded no batches")
     return {key: value / seen for key, value in totals.items()}
 
 
@@ -254,8 +259,8 @@ def taylor_unit_scores(
     ``hidden_unit_groups``) may be any GroupSet built for this model.
     """
     _require_data("taylor", data, loss_fn)
-    if num_batches < 1:
-        raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+    num_batches = positive_int("num_batches", num_batches)
+    data = nonempty_batches(data, "data")
     if groups is None:
         from .groups import hidden_unit_groups
 
@@ -282,8 +287,6 @@ def taylor_unit_scores(
                 sums.index_add_(0, ids, product.double())
             totals += sums**2
             seen += 1
-    if seen == 0:
-        raise ValueError("data yielded no batches")
     return {slot: v.float().cpu() for slot, v in groups.by_slot(totals / seen).items()}
 
 
@@ -314,7 +317,7 @@ def snip_scores(
     """
     _require_data("snip", batch, loss_fn)
     if isinstance(batch, torch.utils.data.DataLoader):
-        batch = next(iter(batch))
+        batch = next(iter(nonempty_batches(batch, "batch")))
     if looks_trained(model):
         warnings.warn(
             "SNIP scores a network at initialization, before training; this model's recurrent "
@@ -384,8 +387,7 @@ class MovementScores(_ScoreTracker):
     label, needs = "movement", "fine-tuning steps"
 
     def __init__(self, model: nn.Module, names: Sequence[str] | None = None, lr: float = 1.0):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        lr = positive_number("lr", lr)
         super().__init__(model, names)
         self.lr = lr
 
@@ -405,12 +407,9 @@ class RunningTaylorScores(_ScoreTracker):
     label = "running Taylor"
 
     def __init__(self, model: nn.Module, names: Sequence[str] | None = None, momentum=0.9):
-        if isinstance(momentum, bool) or not isinstance(momentum, int | float):
-            raise TypeError(f"momentum must be a number in [0, 1), got {momentum!r}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        momentum = fraction("momentum", momentum)
         super().__init__(model, names)
-        self.momentum = float(momentum)
+        self.momentum = momentum
 
     def _update(self, name: str, grad_times_weight: torch.Tensor) -> None:
         value = grad_times_weight.abs()
@@ -447,7 +446,7 @@ def compute_scores(
         return taylor_scores(model, data, names=names, **kwargs)
     if criterion == "snip":
         _require_data("snip", data, kwargs.get("loss_fn"))
-        batch = next(iter(data)) if not isinstance(data, tuple) else data
+        batch = next(iter(nonempty_batches(data, "data"))) if not isinstance(data, tuple) else data
         return snip_scores(model, batch, names=names, **kwargs)
     if criterion == "movement":
         raise ValueError(

@@ -16,16 +16,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..checks import number
 from ..models import GATES, cell_name
 
 
 def check_strength(lam: float, argument: str = "lam") -> float:
     """Return a regularization strength (or threshold) as a float, or raise naming ``argument``."""
-    if isinstance(lam, bool) or not isinstance(lam, int | float):
-        raise TypeError(f"{argument} must be a number >= 0, got {type(lam).__name__}")
-    if not lam >= 0:  # also rejects NaN
-        raise ValueError(f"{argument} (the regularization strength) must be >= 0, got {lam}")
-    return float(lam)
+    return number(argument, lam, minimum=0, what="a number")
 
 
 # --- groups ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..baseline import new_model
+from ..checks import non_negative_int, positive_int, positive_number
 from ..measure import Table
 from ..models import build_model
 from ..train import evaluate, set_seed
@@ -21,7 +22,6 @@ from .magnitude import prune
 from .masks import apply_masks, get_masks
 from .schedules import (
     PruningRun,
-    _check_int,
     _check_scope_and_criterion,
     _names,
     _pruned_sparsity,
@@ -96,9 +96,8 @@ def lottery_ticket(
     """
     _check_scope_and_criterion(scope, criterion)
     targets = iterative_sparsities(sparsity, rounds)
-    rewind_step = _check_int(rewind_step, "rewind_step")
-    if rewind_step < 0:
-        raise ValueError(f"rewind_step must be >= 0, got {rewind_step}")
+    epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
+    rewind_step = non_negative_int("rewind_step", rewind_step)
     if trained is not None and rewind_step > 0:
         raise ValueError(
             f"rewind_step={rewind_step} needs the weights after {rewind_step} steps, which "

@@ -69,6 +69,12 @@ def prune(
 
     Weights that are already masked stay pruned: they rank below every live weight,
     so iterative and gradual schedules only ever add zeros.
+
+    The masks stay on the model as ``<param>_mask`` buffers. ``train_model`` and
+    ``finetune`` re-apply them after every optimizer step, so training keeps the pruned
+    weights at zero; in a training loop of your own, call ``apply_masks(model)`` after
+    each ``optimizer.step()`` (or ``keep_masks(optimizer, model)`` once), otherwise the
+    optimizer revives them and the sparsity silently drops back towards 0.
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")

@@ -13,12 +13,12 @@ Scores and selection are separate: a criterion gives one score tensor per weight
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from ..checks import fraction
 from ..measure import Table, tensor_group
 
 MASK_SUFFIX = "_mask"
@@ -78,12 +78,12 @@ def check_names(model: nn.Module, names, argument: str = "names") -> dict[str, n
 
 
 def check_sparsity(sparsity: float, argument: str = "sparsity") -> float:
-    """Return ``sparsity`` as a float, or raise a ValueError naming ``argument``."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, int | float):
-        raise TypeError(f"{argument} must be a number in [0, 1), got {type(sparsity).__name__}")
-    if math.isnan(sparsity) or not 0 <= sparsity < 1:
-        raise ValueError(f"{argument} must be in [0, 1), got {sparsity}")
-    return float(sparsity)
+    """Return ``sparsity`` as a float in [0, 1), or raise an error naming ``argument``.
+
+    A TypeError for a value that is not a number (a bool, a string, None), a ValueError
+    for one outside [0, 1) or NaN (:func:`course_utils.checks.fraction`).
+    """
+    return fraction(argument, sparsity)
 
 
 # --- storing and applying masks ----------------------------------------------------
@@ -133,7 +133,11 @@ def set_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
 
 @torch.no_grad()
 def apply_masks(model: nn.Module) -> None:
-    """Zero every masked weight in place (a no-op for a model without masks)."""
+    """Zero every masked weight in place (a no-op for a model without masks).
+
+    ``train_model`` and ``finetune`` do it after every optimizer step; a loop of your
+    own must too (or use :func:`keep_masks`), or the step revives pruned weights.
+    """
     params = dict(model.named_parameters())
     for name, mask in get_masks(model).items():
         params[name].mul_(mask)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ..checks import positive_int, positive_number
 from .groups import (
     Group,
     GroupSet,
@@ -53,9 +54,7 @@ __all__ = [
 
 
 def _check_lr(lr: float) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
-        raise ValueError(f"lr (the proximal step size) must be a number > 0, got {lr!r}")
-    return float(lr)
+    return positive_number("lr", lr)
 
 
 def _weights(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Parameter]:
@@ -194,8 +193,7 @@ def train_group_lasso(
 
     lam, lr = check_strength(lam), _check_lr(lr)
     groups = _check_groups(groups)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    epochs = positive_int("epochs", epochs)
     if method == "penalty":
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         hooks = {"loss_fn": regularized_loss(groups.penalty, lam)}

@@ -16,13 +16,13 @@ are used) or a pair ``(train_loader, valid_loader)``.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..checks import integer, number, positive_int, positive_number
 from ..measure import Table
 from ..train import History, evaluate, set_seed
 from .finetune import finetune, training_loaders
@@ -36,10 +36,7 @@ ScoresFn = Callable[[nn.Module], Mapping[str, torch.Tensor]]
 
 
 def _check_int(value, argument: str) -> int:
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{argument} must be an int, got {value!r}") from None
+    return integer(argument, value)
 
 
 def agp_sparsity(
@@ -66,17 +63,14 @@ def agp_sparsity(
     step = _check_int(step, "step")
     start_step = _check_int(start_step, "start_step")
     end_step = _check_int(end_step, "end_step")
-    frequency = _check_int(frequency, "frequency")
+    frequency = integer("frequency", frequency, minimum=1)
     initial = check_sparsity(initial, "initial")
     final = check_sparsity(final, "final")
     if end_step <= start_step:
         raise ValueError(f"end_step must be > start_step={start_step}, got end_step={end_step}")
-    if frequency < 1:
-        raise ValueError(f"frequency must be >= 1 step, got {frequency}")
     if final < initial:
         raise ValueError(f"final sparsity must be >= initial={initial}, got final={final}")
-    if not exponent > 0:
-        raise ValueError(f"exponent must be > 0, got {exponent}")
+    exponent = positive_number("exponent", exponent)
     if step < start_step:
         return initial
     if step >= end_step:
@@ -224,6 +218,7 @@ def one_shot_pruning(
     **finetune_options,
 ) -> PruningRun:
     """Prune once to ``sparsity``, then fine-tune ``epochs`` epochs with the masks kept."""
+    epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
     _check_scope_and_criterion(scope, criterion)
     set_seed(seed)
     names = _names(model, include_embedding, names)
@@ -256,8 +251,7 @@ def iterative_sparsities(sparsity: float, rounds: int) -> list[float]:
     ``s_r = 1 - (1 - s) ** (r / rounds)`` for ``r = 1..rounds`` (the last one is ``s``).
     """
     sparsity = check_sparsity(sparsity)
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-        raise ValueError(f"rounds must be a positive int, got {rounds!r}")
+    rounds = positive_int("rounds", rounds)
     targets = [1 - (1 - sparsity) ** (r / rounds) for r in range(1, rounds + 1)]
     targets[-1] = sparsity
     return targets
@@ -285,6 +279,8 @@ def iterative_pruning(
     """
     _check_scope_and_criterion(scope, criterion)
     targets = iterative_sparsities(sparsity, rounds)
+    epochs_per_round = positive_int("epochs_per_round", epochs_per_round)
+    lr = positive_number("lr", lr)
     set_seed(seed)
     names = _names(model, include_embedding, names)
     _, valid_loader = training_loaders(data, seed=seed)
@@ -345,10 +341,10 @@ def agp_pruning(
     fraction); the remaining epochs fine-tune with frozen masks. The model ends in the
     best validation state among epochs that finished at the final sparsity.
     """
+    epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
+    prune_epochs = number("prune_epochs", prune_epochs, minimum=0, maximum=epochs, low_open=True)
     train_loader, valid_loader = training_loaders(data, seed=seed)
     steps_per_epoch = len(train_loader)
-    if not 0 < prune_epochs <= epochs:
-        raise ValueError(f"prune_epochs must be in (0, epochs={epochs}], got {prune_epochs}")
     end_step = max(1, round(prune_epochs * steps_per_epoch))
     set_seed(seed)
     names = _names(model, include_embedding, names)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..checks import non_negative_number, positive_number
 from ..models import RNNClassifier
 from .groups import rnn_param_name
 from .regularization import soft_threshold
@@ -186,10 +187,7 @@ class FistaMasks:
     """
 
     def __init__(self, masks: nn.ParameterDict, *, lr: float, lam: float, restart: bool = False):
-        if not lr > 0:
-            raise ValueError(f"mask lr must be > 0, got {lr}")
-        if not lam >= 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
+        lr, lam = positive_number("lr", lr), non_negative_number("lam", lam)
         self.params, self.lr, self.lam, self.restart = masks, lr, lam, restart
         self.lams = dict.fromkeys(masks.keys(), float(lam))
         self.current = {k: p.detach().clone() for k, p in masks.items()}
@@ -269,8 +267,7 @@ def kept_units(
         raise TypeError("masks must be a non-empty dict {(layer, direction): (hidden,) tensor}")
     if keep is not None:
         return select_units(masks, keep)
-    if not threshold >= 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+    threshold = non_negative_number("threshold", threshold)
     out = {}
     for slot, m in masks.items():
         m = m.detach().cpu()

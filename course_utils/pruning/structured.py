@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..checks import integer, non_negative_number
 from ..models import RNNClassifier, build_model
 from .groups import GroupSet, embedding_dim_groups, hidden_unit_groups, split_model
 from .masks import MASK_SUFFIX, register_masks_from_state_dict
@@ -347,8 +348,7 @@ def keep_from_masks(masks: Mapping[Slot, torch.Tensor]) -> dict[Slot, torch.Tens
 
 def nonzero_units(model: nn.Module, tol: float = 0.0) -> dict[Slot, torch.Tensor]:
     """Units whose ISS group norm exceeds ``tol`` (at least the largest one per slot)."""
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
+    tol = non_negative_number("tol", tol)
     out = {}
     for slot, norms in unit_norms(model).items():
         index = torch.nonzero(norms > tol).flatten()
@@ -397,10 +397,9 @@ def allocate_units(sensitivity: Mapping[Slot, Mapping[int, float]], budget: int)
         raise ValueError("sensitivity is empty")
     grids = {slot: sorted(curve, reverse=True) for slot, curve in sensitivity.items()}
     smallest = sum(grid[-1] for grid in grids.values())
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < smallest:
-        raise ValueError(
-            f"budget must be an int >= {smallest} (the smallest counts measured), got {budget!r}"
-        )
+    budget = integer(
+        "budget", budget, minimum=smallest, allowed=f"an int >= {smallest} (the smallest counts)"
+    )
     step = {slot: 0 for slot in grids}
     while sum(grids[s][step[s]] for s in grids) > budget:
         candidates = [s for s in grids if step[s] + 1 < len(grids[s])]

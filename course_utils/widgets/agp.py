@@ -9,8 +9,18 @@ at step 500``) and the Image ``agp-plot``.
 
 from __future__ import annotations
 
+from ..checks import integer, non_negative_int, number, positive_int
 from ..pruning.schedules import agp_sparsity
 from .common import error_html, figure_png, new_figure, percent
+
+# slider ranges: a start value outside them is refused (ipywidgets would clamp it silently)
+RANGES = {
+    "initial": (0.0, 0.95),
+    "final": (0.0, 0.99),
+    "start_step": (0, 2000),
+    "num_updates": (1, 50),
+    "frequency": (1, 500),
+}
 
 
 def agp_curve(
@@ -26,13 +36,17 @@ def agp_curve(
     """Steps ``0..total_steps`` and the AGP target sparsity at each.
 
     ``end_step = start_step + num_updates * frequency``; ``total_steps`` defaults to a
-    quarter beyond it.
+    quarter beyond it. Bad arguments raise at once, naming the argument
+    (``final < initial``, ``frequency=0``...).
     """
-    if not isinstance(num_updates, int) or num_updates < 1:
-        raise ValueError(f"num_updates must be a positive int, got {num_updates!r}")
+    num_updates = positive_int("num_updates", num_updates)
+    start_step = non_negative_int("start_step", start_step)
+    frequency = positive_int("frequency", frequency)
     end_step = start_step + num_updates * frequency
     if total_steps is None:
         total_steps = end_step + max(1, (end_step - start_step) // 4)
+    else:
+        total_steps = non_negative_int("total_steps", total_steps)
     steps = list(range(total_steps + 1))
     values = [
         agp_sparsity(
@@ -50,7 +64,13 @@ def agp_curve(
 
 
 class AGPScheduleWidget:
-    """Sliders for s_i, s_f, t0, n and Δt and the schedule they give (see module doc)."""
+    """Sliders for s_i, s_f, t0, n and Δt and the schedule they give (see module doc).
+
+    Start values outside the sliders' ranges (:data:`RANGES`) or a schedule that
+    :func:`agp_curve` refuses (``final < initial``, ``frequency=0``) raise a ValueError
+    naming the argument; a slider move that makes the schedule invalid shows the error
+    in the summary and clears the plot (``curve`` becomes None), so no stale curve stays.
+    """
 
     def __init__(
         self,
@@ -63,6 +83,18 @@ class AGPScheduleWidget:
     ):
         import ipywidgets as w
 
+        given = {
+            "initial": initial,
+            "final": final,
+            "start_step": start_step,
+            "num_updates": num_updates,
+            "frequency": frequency,
+        }
+        for name, (low, high) in RANGES.items():
+            check = number if isinstance(low, float) else integer
+            given[name] = check(name, given[name], minimum=low, maximum=high)
+        agp_curve(**given)  # and the schedule itself: final >= initial
+        initial, final, start_step, num_updates, frequency = given.values()
         style = {"description_width": "initial"}
         self.initial = w.FloatSlider(
             value=initial, min=0, max=0.95, step=0.05, description="s_i", style=style
@@ -106,6 +138,7 @@ class AGPScheduleWidget:
             )
         except ValueError as err:
             self.summary.value = error_html(err)
+            self.curve, self.plot.value = None, b""  # no stale curve under the error
             return
         end = self.start.value + self.updates.value * self.frequency.value
         self.curve = (steps, values)

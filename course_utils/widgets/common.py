@@ -8,7 +8,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ..checks import positive_int
 from ..text import collate_batch
+from ..train import check_batch, nonempty_batches
 
 
 def validation_batches(data, max_examples: int | None, batch_size: int = 32) -> list[tuple]:
@@ -22,16 +24,18 @@ def validation_batches(data, max_examples: int | None, batch_size: int = 32) -> 
         raise TypeError(
             f"data must be a Baseline or a validation loader, got {type(data).__name__}"
         )
-    if max_examples is not None and max_examples < 1:
-        raise ValueError(f"max_examples must be >= 1 or None, got {max_examples}")
+    if max_examples is not None:
+        max_examples = positive_int("max_examples", max_examples)
+    batch_size = positive_int("batch_size", batch_size)
     examples = []
-    for tokens, lengths, labels in data:
+    for batch in nonempty_batches(data, "data"):
+        tokens, lengths, labels = check_batch(batch, None, "each batch of data")
         for row, length, label in zip(tokens, lengths.tolist(), labels.tolist(), strict=True):
             examples.append((row[:length].cpu(), label))
         if max_examples is not None and len(examples) >= max_examples:
             break
     if not examples:
-        raise ValueError("data yielded no examples")
+        raise ValueError("data yields no examples: every batch was empty")
     examples = examples[:max_examples]
     examples.sort(key=lambda item: -len(item[0]))
     return [

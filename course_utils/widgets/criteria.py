@@ -195,8 +195,38 @@ def side_by_side_html(view: SideBySide) -> str:
     return f"<table>{head}{rows}</table>"
 
 
+def default_criteria(options: list[str]) -> tuple[str, str]:
+    """The two criteria a widget starts with: magnitude against the first criterion whose
+    scores were passed in (``taylor``, ``movement``...), else against random."""
+    extra = [c for c in options if c not in ("magnitude", "random")]
+    return "magnitude", extra[0] if extra else "random"
+
+
+def criteria_pair(criteria, options: list[str]) -> tuple[str, str]:
+    """``criteria`` as a pair of names that have scores in ``options``, or a ValueError."""
+    if (
+        isinstance(criteria, str)
+        or not isinstance(criteria, tuple | list)
+        or len(criteria) != 2
+        or not all(isinstance(c, str) for c in criteria)
+    ):
+        raise ValueError(f"criteria must be a pair of criterion names, got {criteria!r}")
+    missing = [c for c in criteria if c not in options]
+    if missing:
+        raise ValueError(
+            f"criteria={tuple(criteria)!r} asks for {missing}, which have no scores here; "
+            f"choose from {options} (gradient criteria need their scores: "
+            "scores={'taylor': taylor_scores(model, loader)})"
+        )
+    return criteria[0], criteria[1]
+
+
 class CriteriaWidget:
     """Two criteria side by side (see the module docstring for the CSS classes).
+
+    ``criteria`` (default :func:`default_criteria`: magnitude against the first extra
+    criterion given in ``scores``, else random) must name criteria with scores; another
+    name is a ValueError, never silently replaced.
 
     Attributes: ``criterion_a``, ``criterion_b``, ``sparsity``, ``scope`` (controls);
     ``accuracy``, ``overlap``, ``table``, ``error`` (HTML); ``widget`` (the VBox shown);
@@ -209,7 +239,7 @@ class CriteriaWidget:
         data,
         *,
         scores: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
-        criteria: tuple[str, str] = ("magnitude", "taylor"),
+        criteria: tuple[str, str] | None = None,
         sparsity: float = 0.9,
         scope: str = "layerwise",
         max_examples: int | None = None,
@@ -224,7 +254,9 @@ class CriteriaWidget:
             raise ValueError("cache was built for another model: call criteria_cache(model, data)")
         self.cache = cache
         options = self.cache.criteria
-        first, second = (c if c in options else options[0] for c in criteria)
+        first, second = (
+            default_criteria(options) if criteria is None else criteria_pair(criteria, options)
+        )
         self.criterion_a = w.Dropdown(options=options, value=first, description="criterion A")
         self.criterion_b = w.Dropdown(options=options, value=second, description="criterion B")
         self.sparsity = w.FloatSlider(
@@ -301,9 +333,9 @@ def criteria_widget(model: nn.Module, data, **options) -> CriteriaWidget:
 
     ``data`` is a Baseline (its validation split) or a validation loader; ``options``:
     ``scores`` (extra criteria, e.g. ``{"taylor": ...}``), ``criteria`` (the two shown
-    first), ``sparsity``, ``scope``, ``max_examples``, ``cache`` (a
-    :func:`criteria_cache` already built, to reuse its scores and results). ``model`` is
-    never modified.
+    first; by default magnitude against the first of ``scores``, else against random),
+    ``sparsity``, ``scope``, ``max_examples``, ``cache`` (a :func:`criteria_cache`
+    already built, to reuse its scores and results). ``model`` is never modified.
     """
     return CriteriaWidget(model, data, **options)
 
@@ -314,6 +346,8 @@ __all__ = [
     "SideBySide",
     "compare_two_criteria",
     "criteria_cache",
+    "criteria_pair",
     "criteria_widget",
+    "default_criteria",
     "side_by_side_html",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
+from ..checks import number
 from ..measure import count_parameters
 from ..pruning.gan import GALConfig, GALResult, remove_masked_units, train_gal
 from ..train import evaluate
@@ -57,8 +58,7 @@ def gal_threshold_stats(result: GALResult, threshold: float, eval_loader: Iterab
     """
     if not isinstance(result, GALResult):
         raise TypeError(f"result must be a GALResult, got {type(result).__name__}")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
-        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    threshold = number("threshold", threshold, minimum=0, what="a number")
     small = remove_masked_units(result.student, result.masks, threshold=float(threshold))
     kept = {slot: max(1, int((m > threshold).sum())) for slot, m in result.masks.items()}
     return {

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..checks import integer
 from ..measure import count_parameters, measure_latency, size_on_disk
 from ..pruning.structured import remove_hidden_units, select_units, unit_norms, unit_slots
 from ..train import evaluate
@@ -36,8 +37,7 @@ def units_kept_stats(
     "raw_bytes", "params_without_embedding"}``; latency on one thread at ``seq_len``.
     """
     hidden = model.rnn.hidden_size
-    if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= hidden:
-        raise ValueError(f"units must be an int in [1, {hidden}], got {units!r}")
+    units = integer("units", units, minimum=1, maximum=hidden)
     shrunk = remove_hidden_units(model, select_units(scores, units))
     return {
         "units": units,
