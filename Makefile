@@ -1,12 +1,16 @@
 # Pruning recurrent text classifiers -- course commands.
-#   make lab     set up (first time) and open JupyterLab on notebooks/
-#   make warm    before a class: set up, run chapter 1, cache the baselines and chapter 6's models
-#   make test    set up with dev tools, lint, unit tests, every notebook under nbval, browser tests
-#   make run     execute every notebook headless into build/html/
-#   make student learner copies into build/student/, build/solutions/, build/self-paced/
-#   make slides  reveal.js decks into build/slides/ (offline; npm ci of reveal.js the first time)
-#   make present the decks live with RISE in JupyterLab (build/slides/)
-#   make bench   the benchmark: build/bench/bench.json and bench.md
+#   make lab      set up (first time), copy the exercises into my-notebooks/ (only chapters
+#                 not there yet: your work is never overwritten) and open JupyterLab there
+#   make lab-full JupyterLab on notebooks/: the full notebooks, every answer filled in
+#   make warm     before a class: set up, run chapter 1, cache the baselines and chapter 6's models
+#   make test     set up with dev tools, lint, unit tests, every notebook under nbval (twice:
+#                 default threads, one thread), every student and self-paced copy run top to
+#                 bottom (make copies), browser tests
+#   make run      execute every notebook headless into build/html/
+#   make student  learner copies into build/student/, build/solutions/, build/self-paced/
+#   make slides   reveal.js decks into build/slides/ (offline; npm ci of reveal.js the first time)
+#   make present  the decks live with RISE in JupyterLab (build/slides/)
+#   make bench    the benchmark: build/bench/bench.json and bench.md
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -18,6 +22,8 @@ PIP     := $(PY) -m pip
 TORCH_SPEC  ?= torch>=2.4
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PORT    ?= 8888
+# Where `make lab` keeps the learner's own copies of the chapters (gitignored).
+LEARNER ?= my-notebooks
 export COURSE_CACHE ?= $(CURDIR)/.cache
 export PYTHONHASHSEED := 0
 
@@ -25,11 +31,12 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 SLIDES_JS := slides/node_modules/.package-lock.json
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: help setup setup-dev lab warm test lint format unit nbval browser run notebooks student \
-	slides present bench clean
+.PHONY: help setup setup-dev lab lab-full warm test lint format unit nbval copies browser run \
+	notebooks student slides present bench clean
 
+# Prints the comment block at the top, however long it grows (up to its first blank line).
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,/^$$/{/^#/p;}' Makefile
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -53,7 +60,14 @@ $(VENV)/.setup-dev: pyproject.toml $(VENV)/.setup
 setup: $(VENV)/.setup
 setup-dev: $(VENV)/.setup-dev
 
+# The learner's copies: self-paced (exercises to fill in, a collapsed solution under each).
+# Chapters already in $(LEARNER)/ are kept as they are; only missing ones are added.
 lab: setup
+	$(PY) -m course_utils.notebook_tools learner notebooks $(LEARNER)
+	$(BIN)/jupyter lab --notebook-dir=$(LEARNER) --port=$(PORT) $(ALLOW_ROOT)
+
+# Instructors and maintainers: the committed notebooks, answers and outputs included.
+lab-full: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ALLOW_ROOT)
 
 warm: setup
@@ -73,8 +87,15 @@ format: setup-dev
 unit: setup-dev
 	MPLBACKEND=Agg $(BIN)/pytest tests --ignore=tests/browser
 
+NBVAL := COURSE_FAST=1 $(BIN)/pytest --nbval-lax --nbval-sanitize-with tests/sanitize.cfg \
+	-p no:cacheprovider $(NOTEBOOKS)
+
+# Twice: at the default thread count, then with one thread. One thread sums in another
+# order, as another CPU does, so a checked output that prints rounding noise fails here
+# and not only on a learner's machine.
 nbval: setup-dev
-	COURSE_FAST=1 $(BIN)/pytest --nbval-lax --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
+	$(NBVAL)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(NBVAL)
 
 # Slides in headless Chromium, JupyterLab driven by Playwright. Without Chromium they are
 # reported as NOT RUN; COURSE_REQUIRE_BROWSER=1 (set by .ci/run) makes that an error.
@@ -82,7 +103,14 @@ browser: setup-dev
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory $(SLIDES_JS) || true; fi
 	$(BIN)/pytest tests/browser
 
-test: lint unit nbval browser
+# Every student and self-paced copy, top to bottom in fast mode, no exercise solved: no
+# cell may fail, every check must say [NOT YET]. After nbval, whose run cached the baseline.
+# COURSE_COPIES=1 is what lets pytest collect tests/copies (plain `pytest tests` does not).
+copies: setup-dev
+	COURSE_COPIES=1 COURSE_FAST=1 COURSE_PROGRESS=0 $(BIN)/pytest tests/copies \
+	  -p no:cacheprovider --durations=0
+
+test: lint unit nbval copies browser
 
 run: setup
 	mkdir -p build/html

@@ -1,15 +1,20 @@
 """Notebook housekeeping: hygiene checks, student copies and solutions.
 
-Used by ``make student`` and by the tests::
+Used by ``make student``, ``make lab`` and by the tests::
 
     python -m course_utils.notebook_tools student SRC DST [--solutions DIR] [--self-paced DIR]
+    python -m course_utils.notebook_tools learner SRC DST
+
 
 A code cell tagged ``solution`` holds a reference answer: in the student copy, the body
 of every function it defines becomes ``raise NotImplementedError`` (docstring kept); a
 solution cell without a function is replaced by a TODO comment. ``--solutions`` also
 writes the full notebooks (reference answers and the committed outputs);
 ``--self-paced`` writes student copies in which a collapsed "Show a solution" cell
-follows each exercise, for learners working on their own.
+follows each exercise, for learners working on their own. ``learner`` writes the
+self-paced copy of every chapter that DST does not hold yet (``make lab`` opens DST,
+``my-notebooks/``): a copy already there, which the learner may have edited, is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -133,6 +138,31 @@ def write_student_copies(
     return written
 
 
+def write_learner_copies(src: str | Path, dst: str | Path) -> tuple[list[Path], list[Path]]:
+    """Write the self-paced copy of each chapter of ``src`` that ``dst`` lacks.
+
+    Returns ``(written, kept)``: the copies written now, and the chapters already in
+    ``dst``, left exactly as they are (the learner's answers and outputs live there).
+    """
+    src, dst = Path(src), Path(dst)
+    chapters = _chapter_notebooks(src)
+    if not chapters:
+        raise FileNotFoundError(f"src holds no chapter notebooks (NN_*.ipynb): {src}")
+    dst.mkdir(parents=True, exist_ok=True)
+    written, kept = [], []
+    for path in chapters:
+        out = dst / path.name
+        if out.exists():
+            kept.append(out)
+            continue
+        learner = make_student_notebook(read_notebook(path), inline_solutions=True)
+        text = json.dumps(learner, indent=1, ensure_ascii=False) + "\n"
+        with out.open("x", encoding="utf-8") as f:  # "x": never replace a file
+            f.write(text)
+        written.append(out)
+    return written, kept
+
+
 def write_solutions(src: str | Path, dst: str | Path) -> list[Path]:
     """Copy every chapter notebook of ``src``, reference answers and outputs included."""
     src, dst = Path(src), Path(dst)
@@ -191,6 +221,16 @@ def main(argv: list[str]) -> int:
         for path in written:
             print(path)
         return 0
+    if len(argv) == 3 and argv[0] == "learner":
+        written, kept = write_learner_copies(argv[1], argv[2])
+        for path in written:
+            print(f"new exercise copy: {path}")
+        if kept:
+            print(
+                f"kept {len(kept)} chapters already in {argv[2]} as they are (never "
+                "overwritten); to start one afresh, rename its file and run this again"
+            )
+        return 0
     if len(argv) >= 2 and argv[0] == "check":
         bad = 0
         for name in argv[1:]:
@@ -200,7 +240,7 @@ def main(argv: list[str]) -> int:
         return 1 if bad else 0
     print(
         "usage: python -m course_utils.notebook_tools student SRC DST "
-        "[--solutions DIR] [--self-paced DIR] | check NB..."
+        "[--solutions DIR] [--self-paced DIR] | learner SRC DST | check NB..."
     )
     return 2
 

@@ -1,5 +1,6 @@
 """Chapter 5's exercise checks accept correct answers and reject wrong ones."""
 
+import pytest
 import torch
 
 from course_utils import exercises
@@ -79,3 +80,41 @@ def test_wrong_discriminator_losses_fail():
         raise NotImplementedError
 
     assert "not implemented yet" in exercises.check_discriminator_loss(stub).message
+
+
+def test_reference_mask_outgoing_passes_the_check_the_learner_gets():
+    assert exercises.check_mask_outgoing(exercises.reference_mask_outgoing)
+
+
+def test_reference_mask_outgoing_equals_the_notebook_answer_and_draws_no_random_number():
+    g = torch.Generator().manual_seed(1)
+    w_hh, w_out = torch.randn(20, 5, generator=g), torch.randn(3, 5, generator=g)
+    mask = torch.tensor([1.0, 0.0, 0.5, 1.2, 0.8])
+    copies = w_hh.clone(), w_out.clone()
+    torch.manual_seed(0)
+    want_random = torch.rand(3)
+    torch.manual_seed(0)
+    got = exercises.reference_mask_outgoing(w_hh, w_out, mask)
+    assert torch.equal(torch.rand(3), want_random)
+    for a, b in zip(got, mask_outgoing(w_hh, w_out, mask), strict=True):
+        assert torch.allclose(a, b)
+    assert torch.equal(w_hh, copies[0]) and torch.equal(w_out, copies[1])
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (((12, 4), (3, 4), (4,)), r"weight_hh must be an LSTM's \(4H, H\), got \(12, 4\)"),
+        (((16, 4), (3, 5), (4,)), r"classifier_weight must be \(classes, 4\), got \(3, 5\)"),
+        (((16, 4), (3, 4), (5,)), r"mask must have shape \(4,\), got \(5,\)"),
+    ],
+    ids=["gru-shaped-weight_hh", "classifier", "mask"],
+)
+def test_reference_mask_outgoing_refuses_shapes_that_do_not_fit(shapes, message):
+    with pytest.raises(ValueError, match=message):
+        exercises.reference_mask_outgoing(*(torch.ones(s) for s in shapes))
+
+
+def test_reference_mask_outgoing_refuses_a_mask_that_is_not_a_tensor():
+    with pytest.raises(TypeError, match=r"mask must be a 1-D tensor, got list"):
+        exercises.reference_mask_outgoing(torch.ones(16, 4), torch.ones(3, 4), [1.0] * 4)

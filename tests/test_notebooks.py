@@ -139,3 +139,73 @@ def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
                 assert "raise NotImplementedError" in cell_source(after)
             else:
                 assert cell_source(after) == cell_source(before)
+
+
+def solution_functions(nb) -> set[str]:
+    names = set()
+    for cell in code_cells(nb):
+        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse(cell_source(cell))
+            names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_calls_an_exercise_function_except_through_yours_or_reference(path):
+    """In a student copy those functions raise NotImplementedError: a demo cell that called
+    one directly would stop Run All. It takes ``exercises.yours_or_reference(...)`` instead."""
+    nb = read_notebook(path)
+    names = solution_functions(nb)
+    for i, cell in enumerate(code_cells(nb)):
+        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        calls = {
+            node.func.id
+            for node in ast.walk(ast.parse(cell_source(cell)))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        }
+        assert not calls & names, f"cell {cell.get('id', i)} calls {sorted(calls & names)} directly"
+
+
+def demo_choices(nb):
+    """(setup, solution sources, the ``yours_or_reference(...)`` call) of every demo cell."""
+    cells = code_cells(nb)
+    solutions = [cell_source(c) for c in cells if SOLUTION_TAG in c["metadata"].get("tags", [])]
+    choices = []
+    for cell in cells:
+        for node in ast.walk(ast.parse(cell_source(cell))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("yours_or_reference"):
+                choices.append((cell_source(cells[0]), solutions, ast.unparse(node)))
+    return choices
+
+
+ALL_CHOICES = [
+    pytest.param(*choice, id=f"{path.name}-{k}")
+    for path in NOTEBOOKS
+    for k, choice in enumerate(demo_choices(read_notebook(path)))
+]
+
+
+def test_chapters_4_and_5_demo_cells_choose_between_yours_and_the_reference():
+    assert {p.id.split(".ipynb")[0] for p in ALL_CHOICES} >= {
+        "04_regularization_structured",
+        "05_gan_guided_pruning",
+    }
+
+
+@pytest.mark.parametrize(("setup", "solutions", "call"), ALL_CHOICES)
+@pytest.mark.parametrize("stubbed", [False, True], ids=["solved", "student"])
+def test_demo_cell_uses_yours_once_solved_and_says_when_it_uses_the_reference(
+    setup, solutions, call, stubbed
+):
+    namespace = {}
+    exec(compile(setup, "<setup>", "exec"), namespace)
+    for solution in solutions:
+        source = stub_solution(solution) if stubbed else solution
+        exec(compile(source, "<solution>", "exec"), namespace)
+    fn, note = eval(compile(call, "<demo>", "eval"), namespace)
+    yours = namespace[ast.parse(call).body[0].value.args[0].id]
+    if stubbed:
+        assert fn is not yours and note.startswith("[USING REFERENCE] your ")
+    else:
+        assert fn is yours and note == "", "the full notebook must print nothing extra"

@@ -19,6 +19,7 @@ from course_utils.notebook_tools import (
     make_student_notebook,
     read_notebook,
     solution_toggle_cell,
+    write_learner_copies,
     write_solutions,
     write_student_copies,
 )
@@ -108,3 +109,83 @@ def test_classroom_copies_keep_no_reference_answer(tmp_path):
             if SOLUTION_TAG in cell["metadata"].get("tags", []):
                 body = cell_source(cell).splitlines()[-1].strip()
                 assert body not in text, f"{path.name} still holds {body!r}"
+
+
+def test_learner_copies_are_the_self_paced_copies(tmp_path):
+    written, kept = write_learner_copies(ROOT / "notebooks", tmp_path / "mine")
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS] and kept == []
+    for path in NOTEBOOKS:
+        mine = read_notebook(tmp_path / "mine" / path.name)
+        assert mine == make_student_notebook(read_notebook(path), inline_solutions=True)
+
+
+def test_learner_copies_never_overwrite_a_chapter_the_learner_has(tmp_path):
+    mine = tmp_path / "mine"
+    write_learner_copies(ROOT / "notebooks", mine)
+    edited = mine / NOTEBOOKS[1].name
+    edited.write_text('{"my answers": true}', encoding="utf-8")
+    (mine / NOTEBOOKS[0].name).unlink()
+    written, kept = write_learner_copies(ROOT / "notebooks", mine)
+    assert written == [mine / NOTEBOOKS[0].name], "only the missing chapter is added"
+    assert edited in kept and len(kept) == len(NOTEBOOKS) - 1
+    assert edited.read_text(encoding="utf-8") == '{"my answers": true}'
+
+
+def test_learner_copies_refuse_a_source_without_chapters(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"src holds no chapter notebooks"):
+        write_learner_copies(tmp_path, tmp_path / "mine")
+
+
+def test_make_learner_adds_missing_chapters_and_says_what_it_kept(tmp_path, capsys):
+    args = ["learner", str(ROOT / "notebooks"), str(tmp_path / "mine")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("new exercise copy: ") == len(NOTEBOOKS) and "kept" not in out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "new exercise copy" not in out
+    assert f"kept {len(NOTEBOOKS)} chapters already in {tmp_path / 'mine'}" in out
+
+
+def makefile_recipe(target: str) -> list[str]:
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_make_lab_opens_the_learner_copies_and_lab_full_the_full_notebooks():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "\nLEARNER ?= my-notebooks\n" in makefile
+    assert makefile_recipe("lab") == [
+        "$(PY) -m course_utils.notebook_tools learner notebooks $(LEARNER)",
+        "$(BIN)/jupyter lab --notebook-dir=$(LEARNER) --port=$(PORT) $(ALLOW_ROOT)",
+    ]
+    assert makefile_recipe("lab-full") == [
+        "$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ALLOW_ROOT)"
+    ]
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "my-notebooks/" in ignored, "the learner's answers must never be committed"
+
+
+def test_make_help_lists_every_target_the_makefile_comment_names():
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    header = lines[1 : lines.index("")]
+    assert all(line.startswith("#") for line in header)
+    named = {m.group(1) for line in header if (m := re.match(r"#   make ([a-z-]+)", line))}
+    targets = set(re.findall(r"^([a-z][a-z-]*):", "\n".join(lines), re.MULTILINE))
+    assert {"lab", "lab-full", "test", "student"} <= named <= targets
+    assert makefile_recipe("help") == ["@sed -n '2,/^$$/{/^#/p;}' Makefile"], "prints it all"
+
+
+def test_readme_quick_start_says_which_command_opens_what():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Quick start")
+    quick = readme[start : readme.index("\n## ", start + 1)]
+    assert "make lab" in quick and "my-notebooks/" in quick and "make lab-full" in quick
+    assert "notebook_tools learner notebooks my-notebooks" in quick, "the paths without make"
+    assert "--notebook-dir=notebooks" not in quick.split("make lab-full")[0]

@@ -11,7 +11,12 @@ from ..models import RNNClassifier
 from ..pruning.regularization import Group, GroupSet, Slice, hidden_unit_groups, soft_threshold
 from .common import CheckResult, assert_close, run_checks
 
-__all__ = ["check_group_shrink", "check_iss_group_masks", "check_soft_threshold"]
+__all__ = [
+    "check_group_shrink",
+    "check_iss_group_masks",
+    "check_soft_threshold",
+    "reference_group_shrink",
+]
 
 
 def check_soft_threshold(fn: Callable) -> CheckResult:
@@ -60,6 +65,27 @@ def check_iss_group_masks(fn: Callable) -> CheckResult:
     return run_checks("ISS group of one LSTM unit", fn, cases)
 
 
+def _row_groups(rows: int, cols: int) -> GroupSet:
+    """One group per row of a parameter named ``weight`` of shape (rows, cols)."""
+    groups = [Group(("row", i), (Slice("weight", 0, (i,)),)) for i in range(rows)]
+    return GroupSet(groups, rows, {"weight": (rows, cols)})
+
+
+def reference_group_shrink(weight: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The course's answer to ``group_shrink``: ``GroupSet.shrink_`` with one group per row.
+
+    ``weight`` (rows, cols) is not changed; returns a new tensor of its shape.
+    """
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a 2-D tensor (rows, cols), got {type(weight).__name__}")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be a 2-D tensor (rows, cols), got {tuple(weight.shape)}")
+    holder = nn.Module()
+    holder.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+    _row_groups(*weight.shape).shrink_(holder, threshold)
+    return holder.weight.detach()
+
+
 def check_group_shrink(fn: Callable) -> CheckResult:
     """``fn(weight, threshold)`` -> a new (rows, cols) tensor where each row, one group,
     is scaled by ``max(0, 1 - threshold / ||row||_2)``."""
@@ -67,13 +93,10 @@ def check_group_shrink(fn: Callable) -> CheckResult:
     def cases(fn):
         g = torch.Generator().manual_seed(7)
         w = torch.randn(5, 4, generator=g) * torch.tensor([[0.1], [1.0], [0.5], [2.0], [0.0]])
-        rows = GroupSet(
-            [Group(("row", i), (Slice("weight", 0, (i,)),)) for i in range(5)],
-            5,
-            {"weight": (5, 4)},
-        )
+        rows = _row_groups(5, 4)
         for threshold in (0.0, 0.4, 1.5):
-            layer = nn.Linear(4, 5)
+            layer = nn.Linear(4, 5)  # its init draws from the global generator: the
+            # chapter's later cells see that state, so keep this draw
             with torch.no_grad():
                 layer.weight.copy_(w)
             rows.shrink_(layer, threshold)

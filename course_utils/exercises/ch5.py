@@ -17,7 +17,41 @@ __all__ = [
     "check_information_entropy_loss",
     "check_mask_outgoing",
     "check_mask_prox_step",
+    "reference_mask_outgoing",
 ]
+
+
+def reference_mask_outgoing(
+    weight_hh: torch.Tensor, classifier_weight: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The course's answer to ``mask_outgoing``: ``gan.masked_parameters`` on a one-layer,
+    one-direction LSTM classifier that holds these two tensors.
+
+    ``weight_hh`` (4H, H), ``classifier_weight`` (C, H), ``mask`` (H,); returns new tensors
+    of the same shapes (no gradient flows back to the inputs). The global random state is
+    left as it was.
+    """
+    for argument, value in (("weight_hh", weight_hh), ("classifier_weight", classifier_weight)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{argument} must be a 2-D tensor, got {type(value).__name__}")
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a 1-D tensor, got {type(mask).__name__}")
+    if weight_hh.dim() != 2 or weight_hh.shape[0] != 4 * weight_hh.shape[1]:
+        raise ValueError(f"weight_hh must be an LSTM's (4H, H), got {tuple(weight_hh.shape)}")
+    hidden = weight_hh.shape[1]
+    if classifier_weight.dim() != 2 or classifier_weight.shape[1] != hidden:
+        raise ValueError(
+            f"classifier_weight must be (classes, {hidden}), got {tuple(classifier_weight.shape)}"
+        )
+    if tuple(mask.shape) != (hidden,):
+        raise ValueError(f"mask must have shape ({hidden},), got {tuple(mask.shape)}")
+    with torch.random.fork_rng(devices=[]):
+        model = RNNClassifier(2, classifier_weight.shape[0], embed_dim=1, hidden_size=hidden)
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(weight_hh)
+        model.classifier.weight.copy_(classifier_weight)
+        scaled = masked_parameters(model, {(0, 0): mask.detach().float()})
+    return scaled["rnn.weight_hh_l0"], scaled["classifier.weight"]
 
 
 def check_mask_outgoing(fn: Callable) -> CheckResult:

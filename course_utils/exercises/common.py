@@ -1,11 +1,20 @@
-"""What every exercise check shares: the result type and the runner."""
+"""What every exercise check shares: the result type, the runner, and the choice a demo
+cell makes between the learner's function and the course's reference.
+
+Used by every chapter's checks (introduced in chapter 1); :func:`yours_or_reference`
+first appears in chapter 4, where a demo cell runs on the learner's ``group_shrink``
+once it passes its check, and on the reference until then.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
+
+RETURNED_NONE = "your function returned None -- did you forget `return`?"
 
 
 @dataclass(frozen=True)
@@ -22,18 +31,95 @@ class CheckResult:
         return f"[{mark}] {self.name}: {self.message}"
 
 
+class _ReturnedNone(Exception):
+    """The learner's function returned None (raised by the wrapper in ``run_checks``)."""
+
+
+def _refuse_none(fn: Callable) -> Callable:
+    def guarded(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if out is None:
+            raise _ReturnedNone
+        return out
+
+    return guarded
+
+
 def run_checks(name: str, fn: Callable, cases: Callable[[Callable], None]) -> CheckResult:
+    """Run ``cases(fn)`` and say in one line whether ``fn`` passed.
+
+    No exercise returns None, so a call that does is reported as a missing ``return``
+    (before any assertion about the value can fail or crash on it).
+    """
     if not callable(fn):
         return CheckResult(name, False, f"expected a function, got {type(fn).__name__}")
     try:
-        cases(fn)
+        cases(_refuse_none(fn))
     except NotImplementedError:
         return CheckResult(name, False, "not implemented yet: replace `raise NotImplementedError`.")
+    except _ReturnedNone:
+        return CheckResult(name, False, RETURNED_NONE)
     except AssertionError as err:
         return CheckResult(name, False, str(err) or "a result differs from the reference")
     except Exception as err:  # the learner's code crashed: say how
         return CheckResult(name, False, f"your function raised {type(err).__name__}: {err}")
     return CheckResult(name, True, "all cases match the reference.")
+
+
+class Choice(NamedTuple):
+    """The function a demo cell runs, and the line it prints ("" when it runs yours)."""
+
+    fn: Callable
+    note: str
+
+
+def _full_name(fn: Callable) -> str:
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}.{name}" if module else name
+
+
+def yours_or_reference(
+    yours: Callable, check: Callable[[Callable], CheckResult], reference: Callable
+) -> Choice:
+    """Your function if it passes ``check``, else ``reference``, with a one-line note.
+
+    ``check`` is the exercise's check (``exercises.check_group_shrink``); it runs again
+    here, on the function as it is now, with the global torch random state saved and
+    restored, so the choice never changes the numbers a cell computes. The note is ""
+    when your function is used, otherwise a line starting ``[USING REFERENCE]``: print
+    it when it is not empty. A demo cell::
+
+        shrink, note = exercises.yours_or_reference(
+            group_shrink, exercises.check_group_shrink, exercises.reference_group_shrink
+        )
+        if note:
+            print(note)
+    """
+    if not callable(check):
+        raise TypeError(
+            "check must be an exercise check such as exercises.check_group_shrink, "
+            f"got {type(check).__name__}"
+        )
+    if not callable(reference):
+        raise TypeError(
+            f"reference must be the course's function (a callable), got {type(reference).__name__}"
+        )
+    with torch.random.fork_rng(devices=[]):
+        result = check(yours)
+    if not isinstance(result, CheckResult):
+        raise TypeError(
+            "check must return a CheckResult (an exercises.check_* function), "
+            f"got {type(result).__name__} from {_full_name(check)}"
+        )
+    if result.passed:
+        return Choice(yours, "")
+    name = getattr(yours, "__name__", None) or "function"
+    note = (
+        f"[USING REFERENCE] your {name} does not pass its check yet: this cell uses "
+        f"{_full_name(reference)}; solve the exercise above to run it with yours"
+    )
+    return Choice(reference, note)
 
 
 def assert_close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float = 1e-5) -> None:

@@ -1,0 +1,1 @@
+"""Every student and self-paced copy, run top to bottom in fast mode (``make copies``)."""

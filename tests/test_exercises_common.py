@@ -1,0 +1,90 @@
+"""What every chapter's checks share: ``yours_or_reference``, the choice a demo cell makes
+between the learner's function and the course's reference."""
+
+import pytest
+import torch
+
+from course_utils import exercises
+from course_utils.pruning import gan
+
+
+def prox(y, grad, lr, lam):
+    v = y - lr * grad
+    return torch.clamp(torch.sign(v) * torch.clamp(v.abs() - lr * lam, min=0), min=0)
+
+
+def mask_prox_step(y, grad, lr, lam):
+    raise NotImplementedError
+
+
+def test_a_function_that_passes_its_check_is_used_and_nothing_is_said():
+    choice = exercises.yours_or_reference(prox, exercises.check_mask_prox_step, gan.mask_prox_step)
+    assert isinstance(choice, exercises.Choice)
+    assert choice.fn is prox and choice.note == ""
+
+
+def test_an_unfinished_function_gets_the_reference_and_one_line_saying_so():
+    fn, note = exercises.yours_or_reference(
+        mask_prox_step, exercises.check_mask_prox_step, gan.mask_prox_step
+    )
+    assert fn is gan.mask_prox_step
+    assert note == (
+        "[USING REFERENCE] your mask_prox_step does not pass its check yet: this cell uses "
+        "course_utils.pruning.soft_masks.mask_prox_step; solve the exercise above to run it "
+        "with yours"
+    )
+    assert "\n" not in note
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda y, grad, lr, lam: y - lr * grad,  # a wrong answer
+        lambda y, grad, lr, lam: None,  # forgot `return`
+        lambda y, grad, lr, lam: 1 / 0,  # crashes
+    ],
+    ids=["wrong", "returns-none", "crashes"],
+)
+def test_a_function_that_fails_its_check_in_any_way_gets_the_reference(wrong):
+    fn, note = exercises.yours_or_reference(wrong, exercises.check_mask_prox_step, prox)
+    assert fn is prox and note.startswith("[USING REFERENCE] your <lambda> ")
+
+
+def test_the_check_reruns_on_the_function_as_it_is_now():
+    calls = []
+
+    def check(fn):
+        calls.append(fn)
+        return exercises.check_mask_prox_step(fn)
+
+    exercises.yours_or_reference(prox, check, gan.mask_prox_step)
+    assert calls == [prox]
+
+
+def test_the_choice_leaves_the_global_random_state_alone():
+    def mask_outgoing(weight_hh, classifier_weight, mask):
+        return weight_hh * mask[None, :], classifier_weight * mask[None, :]
+
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    for fn in (mask_outgoing, lambda *args: None):  # the check builds models: it draws
+        exercises.yours_or_reference(
+            fn, exercises.check_mask_outgoing, exercises.reference_mask_outgoing
+        )
+    assert torch.equal(torch.rand(4), want)
+
+
+def test_check_must_be_an_exercise_check():
+    with pytest.raises(TypeError, match=r"check must be an exercise check .* got str"):
+        exercises.yours_or_reference(prox, "check_mask_prox_step", gan.mask_prox_step)
+
+
+def test_check_must_return_a_check_result():
+    with pytest.raises(TypeError, match=r"check must return a CheckResult .* got bool"):
+        exercises.yours_or_reference(prox, lambda fn: True, gan.mask_prox_step)
+
+
+def test_reference_must_be_callable():
+    with pytest.raises(TypeError, match=r"reference must be the course's function .* got NoneType"):
+        exercises.yours_or_reference(prox, exercises.check_mask_prox_step, None)
