@@ -11,6 +11,7 @@ import doctest
 import errno
 import gzip
 import hashlib
+import html
 import io
 import json
 import math
@@ -87,6 +88,7 @@ from course_utils.text import (
 )
 from course_utils.train import evaluate, predict, train_model
 from course_utils.widgets import agp_schedule_widget, criteria_widget
+from course_utils.widgets.common import error_html
 
 # === Text pipeline, vocabulary, data split, model arguments ===========================
 # Hostile inputs for the text area: tokenizer, vocabulary, data split, model arguments.
@@ -716,8 +718,15 @@ def test_agp_widget_clears_the_plot_when_a_slider_makes_the_schedule_invalid():
     widget = agp_schedule_widget(final=0.5)
     assert widget.curve is not None and len(widget.plot.value) > 0
     widget.initial.value = 0.9  # above s_f
-    assert "final sparsity must be >= initial=0.9, got final=0.5" in widget.summary.value
+    shown = html.unescape(widget.summary.value)
+    assert "final sparsity must be >= initial=0.9, got final=0.5" in shown
     assert widget.curve is None and len(widget.plot.value) == 0
+
+
+def test_widget_error_line_shows_markup_in_the_message_as_text():
+    line = error_html(ValueError("token '<unk>' must not be pruned, got a < b"))
+    assert "&lt;unk&gt;" in line and "a &lt; b" in line
+    assert line.startswith("<span") and line.count("<") == 2  # the span's own tags only
 
 
 # --- the pruning entry points check their arguments at the call ----------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 from collections.abc import Iterable
 
@@ -71,5 +72,9 @@ def percent(x: float) -> str:
 
 
 def error_html(err: Exception) -> str:
-    """An exception as the red line a widget shows instead of raising it in a callback."""
-    return f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
+    """An exception as the red line a widget shows instead of raising it in a callback.
+
+    The message is HTML-escaped: an error that quotes ``<unk>`` or ``a < b`` shows as
+    written instead of being read as markup.
+    """
+    return f"<span style='color:#b00'>{html.escape(f'{type(err).__name__}: {err}')}</span>"
