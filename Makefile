@@ -63,7 +63,7 @@ setup-dev: $(VENV)/.setup-dev
 # The learner's copies: self-paced (exercises to fill in, a collapsed solution under each).
 # Chapters already in $(LEARNER)/ are kept as they are; only missing ones are added.
 lab: setup
-	$(PY) -m course_utils.notebook_tools learner notebooks $(LEARNER)
+	$(PY) tools/notebook_tools.py learner notebooks $(LEARNER)
 	$(BIN)/jupyter lab --notebook-dir=$(LEARNER) --port=$(PORT) $(ALLOW_ROOT)
 
 # Instructors and maintainers: the committed notebooks, answers and outputs included.
@@ -125,7 +125,7 @@ notebooks: setup
 	    --ExecutePreprocessor.timeout=1200 $$nb || exit 1; done
 
 student: setup
-	$(PY) -m course_utils.notebook_tools student notebooks build/student \
+	$(PY) tools/notebook_tools.py student notebooks build/student \
 	  --solutions build/solutions --self-paced build/self-paced
 
 $(SLIDES_JS): slides/package.json slides/package-lock.json

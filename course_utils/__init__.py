@@ -5,9 +5,9 @@ One module per idea, named after it: ``data`` and ``text`` (chapter 1's pipeline
 ``widgets`` and ``exercises``. Nothing runs at import time.
 """
 
-from .baseline import Baseline, BaselineConfig, get_baseline
+from .experiments.baseline import Baseline, BaselineConfig, get_baseline
+from .seeding import set_seed
 from .settings import default_device, fast_mode
-from .train import set_seed
 
 __all__ = [
     "Baseline",

@@ -14,12 +14,12 @@ import json
 import math
 import os
 import struct
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
+from .files import atomic_write_bytes
 from .models import RNNClassifier, build_model
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "FILE_LIMITS",
     "MAX_PARAMETERS",
     "CheckpointError",
-    "atomic_write_bytes",
     "check_stored_config",
     "load_cached",
     "load_checkpoint",
@@ -58,67 +57,8 @@ MAX_PARAMETERS = 50_000_000
 """The most parameters a model read from a file may have (200 MB as float32)."""
 MAX_HEADER_BYTES = 64 << 20
 MAX_CHECKPOINT_BYTES = 5 * MAX_PARAMETERS + MAX_HEADER_BYTES + 8  # float32 weights, bool masks
-ORPHAN_SECONDS = 600
-"""A ``.NAME.*.tmp`` file untouched for this long was left by a killed writer: removed."""
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "BOOL": 1}
 _PICKLE_STARTS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; pickle protocol >= 2
-
-
-def _new_temporary(path: Path) -> tuple[int, Path]:
-    """A new empty ``.NAME.<random>.tmp`` beside ``path``, open for writing.
-
-    Created with mode 0o666 and the umask applied, like any new file (mkstemp's 0o600
-    would lock other users out of a shared cache).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def _remove_orphans(path: Path) -> None:
-    """Remove ``.NAME.*.tmp`` files beside ``path`` older than :data:`ORPHAN_SECONDS`."""
-    prefix, now = f".{path.name}.", time.time()
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return
-    for entry in entries:
-        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
-            continue
-        try:
-            if now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_SECONDS:
-                os.unlink(entry.path)
-        except OSError:  # gone already, or another user's file in a sticky folder
-            pass
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    The file gets the mode any new file gets from the umask (0644 under umask 022, 0664
-    under 002), so that files written into a shared folder are readable by the others.
-    Temporary files that a killed writer left beside ``path`` are removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(path)
-    fd, tmp = _new_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
 
 
 class CheckpointError(ValueError):
@@ -261,7 +201,7 @@ def save_checkpoint(path: str | os.PathLike, model: RNNClassifier, **extra) -> N
 
 def _check_shapes(specs: dict, shapes: dict, where: str) -> None:
     """The stored tensors are the config's parameters (and their masks), shape for shape."""
-    from .pruning.masks import MASK_SUFFIX
+    from .masking import MASK_SUFFIX
 
     owner = {name: name for name in shapes}
     owner.update({name + MASK_SUFFIX: name for name in shapes})
@@ -295,7 +235,7 @@ def load_checkpoint(
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from .pruning.masks import register_masks_from_state_dict  # a pruned model's masks
+    from .masking import register_masks_from_state_dict  # a pruned model's masks
 
     path = Path(path)
     where = f"path={str(path)!r}"

@@ -19,9 +19,20 @@ from . import checks
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("max", "mean", "last")
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks stacked in weight_ih / weight_hh
-# the buffer suffix of course_utils.pruning.masks (chapter 2); torch.nn.utils.prune's
+# the buffer suffix of course_utils.masking (chapter 2); torch.nn.utils.prune's
 # reparametrization keeps the dense weight as "<name>_orig"
 MASK_SUFFIX, ORIG_SUFFIX = "_mask", "_orig"
+
+
+def tensor_group(name: str) -> str:
+    """Which part of the classifier a parameter belongs to."""
+    if name.startswith("embedding."):
+        return "embedding"
+    if name.startswith("rnn."):
+        return "recurrent"
+    if name.startswith("classifier."):
+        return "classifier"
+    return "other"
 
 
 def cell_name(rnn: nn.Module) -> str:
@@ -253,7 +264,7 @@ def _refuse_pruned_state(model: nn.Module, state_dict: Mapping[str, Any]) -> Non
             f"{masks[:3]}{' ...' if len(masks) > 3 else ''} ({len(masks)} in all) that this "
             "RNNClassifier has no buffers for: the state_dict comes from a pruned model. Load "
             "the checkpoint with course_utils.checkpoints.load_checkpoint(path), or call "
-            "course_utils.pruning.masks.register_masks_from_state_dict(model, state_dict) "
+            "course_utils.masking.register_masks_from_state_dict(model, state_dict) "
             "before load_state_dict"
         )
 

@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import copy
 import itertools
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checks import integer, positive_int
+from .checks import positive_int
+from .masking import keep_masks
 from .settings import show_progress
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch; CPU results are then identical on rerun."""
-    seed = integer("seed", seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -256,7 +247,6 @@ def train_model(
     valid_loader = nonempty_batches(valid_loader, "valid_loader")
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    from .pruning.masks import keep_masks  # imported here: pruning builds on this module
 
     handles = keep_masks(optimizer, model)
     try:

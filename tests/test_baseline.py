@@ -3,7 +3,7 @@ import warnings
 import pytest
 from helpers import same_weights
 
-from course_utils.baseline import BaselineConfig, get_baseline
+from course_utils.experiments.baseline import BaselineConfig, get_baseline
 
 TINY = BaselineConfig(
     max_len=24, hidden_size=6, embed_dim=6, epochs=1, max_vocab=500, batch_size=64

@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from course_utils.notebook_tools import cell_source, read_notebook
+from notebook_tools import cell_source, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))

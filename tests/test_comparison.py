@@ -6,15 +6,16 @@ import math
 import pytest
 import torch
 
-from course_utils.baseline import BaselineConfig, get_baseline
-from course_utils.pruning import comparison, get_masks
-from course_utils.pruning.comparison import (
+from course_utils.experiments import comparison
+from course_utils.experiments.baseline import BaselineConfig, get_baseline
+from course_utils.experiments.comparison import (
     FineTuneBudget,
     compare_criteria,
     compare_medians,
     describe_claim,
     summarize,
 )
+from course_utils.pruning import get_masks
 
 # --- the comparison on a tiny real baseline ----------------------------------------------------
 

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils import compress
 from course_utils.checkpoints import CheckpointError, load_checkpoint
-from course_utils.compress import FORMATS, LOSSLESS, FormatError
+from course_utils.deploy import compress
+from course_utils.deploy.compress import FORMATS, LOSSLESS, FormatError
 from course_utils.models import RNNClassifier
 from course_utils.pruning import prune, remove_masks
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_utils import deploy
-from course_utils.deploy import ExportError
+from course_utils.deploy.export import ExportError
 from course_utils.models import RNNClassifier
 from course_utils.pruning import prune, remove_masks
 

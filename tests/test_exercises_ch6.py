@@ -3,7 +3,7 @@
 import torch
 
 from course_utils import exercises
-from course_utils.compress import csr_encode, payload_bytes
+from course_utils.deploy.compress import csr_encode, payload_bytes
 
 
 def reference_csr(matrix):

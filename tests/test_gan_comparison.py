@@ -5,9 +5,7 @@ import copy
 import pytest
 import torch
 
-from course_utils.models import RNNClassifier
-from course_utils.pruning.gan import GALConfig
-from course_utils.pruning.gan_comparison import (
+from course_utils.experiments.gan_comparison import (
     METHODS,
     UnitBudget,
     adversarial_verdict,
@@ -18,6 +16,8 @@ from course_utils.pruning.gan_comparison import (
     method_summary,
     prune_to_units,
 )
+from course_utils.models import RNNClassifier
+from course_utils.pruning.gan import GALConfig
 from course_utils.text import make_loader
 from course_utils.train import train_model
 

@@ -35,26 +35,18 @@ from helpers import same_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils import (
-    checkpoints,
-    checks,
-    compress,
-    data,
-    deploy,
-    exercises,
-    robustness,
-    text,
-    zoo,
-)
-from course_utils.baseline import BaselineConfig, get_baseline
+from course_utils import checkpoints, checks, data, deploy, exercises, files, masking, text
 from course_utils.checkpoints import (
     CheckpointError,
     load_checkpoint,
     save_cached,
     save_checkpoint,
 )
-from course_utils.compress import FormatError
+from course_utils.deploy import compress, robustness
+from course_utils.deploy.compress import FormatError
 from course_utils.exercises.common import RETURNED_NONE
+from course_utils.experiments import zoo
+from course_utils.experiments.baseline import BaselineConfig, get_baseline
 from course_utils.models import RNNClassifier
 from course_utils.pruning import (
     agp_pruning,
@@ -62,7 +54,6 @@ from course_utils.pruning import (
     get_masks,
     iterative_pruning,
     lottery_ticket,
-    masks,
     one_shot_pruning,
     prune,
 )
@@ -444,7 +435,7 @@ def test_pad_batch_of_2d_sequences_names_the_bad_one():
 
 def test_pruned_state_into_a_fresh_model_says_how_to_load_it():
     pruned = untrained_model()
-    masks.set_masks(pruned, {"rnn.weight_hh_l0": torch.rand(20, 5) > 0.5})
+    masking.set_masks(pruned, {"rnn.weight_hh_l0": torch.rand(20, 5) > 0.5})
     with pytest.raises(RuntimeError, match=r"rnn\.weight_hh_l0_mask.*checkpoints\.load_checkpoint"):
         untrained_model().load_state_dict(pruned.state_dict())
 
@@ -466,7 +457,7 @@ def test_dense_state_dict_loads_as_before():
 
 def test_pruned_state_with_strict_false_loads_the_masked_weights_like_torch():
     pruned = untrained_model()
-    masks.set_masks(pruned, {"rnn.weight_hh_l0": torch.rand(20, 5) > 0.5})
+    masking.set_masks(pruned, {"rnn.weight_hh_l0": torch.rand(20, 5) > 0.5})
     fresh = untrained_model()
     result = fresh.load_state_dict(pruned.state_dict(), strict=False)
     assert result.unexpected_keys == ["rnn.weight_hh_l0_mask"]
@@ -476,7 +467,7 @@ def test_pruned_state_with_strict_false_loads_the_masked_weights_like_torch():
 def test_model_knows_the_mask_suffix_of_the_pruning_package():
     from course_utils import models
 
-    assert models.MASK_SUFFIX == masks.MASK_SUFFIX
+    assert models.MASK_SUFFIX == masking.MASK_SUFFIX
 
 
 # === Training, pruning and widgets ====================================================
@@ -1079,7 +1070,7 @@ def test_orphan_temporary_file_is_removed_on_the_next_write(tmp_path):
     path = tmp_path / "entry.safetensors"
     orphan = tmp_path / ".entry.safetensors.k1ll3d.tmp"  # left by a killed writer
     orphan.write_bytes(b"half a file")
-    old = time.time() - checkpoints.ORPHAN_SECONDS - 60
+    old = time.time() - files.ORPHAN_SECONDS - 60
     os.utime(orphan, (old, old))
     busy = tmp_path / ".entry.safetensors.wr1t1ng.tmp"  # another writer, right now
     busy.write_bytes(b"being written")
@@ -1091,7 +1082,7 @@ def test_orphan_temporary_file_is_removed_on_the_next_write(tmp_path):
 def test_two_processes_filling_an_empty_cache_end_consistent(cached_tiny, tmp_path):
     _, first = cached_tiny
     script = (
-        "import sys; from course_utils.baseline import BaselineConfig, get_baseline; "
+        "import sys; from course_utils.experiments.baseline import BaselineConfig, get_baseline; "
         "c = BaselineConfig(max_len=24, hidden_size=6, embed_dim=6, epochs=1, "
         "max_vocab=500, batch_size=64); get_baseline(c, cache_dir=sys.argv[1], progress=False)"
     )

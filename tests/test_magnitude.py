@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn.utils import prune as torch_prune
 
+from course_utils.masking import _owner
 from course_utils.measure import num_threads
 from course_utils.models import RNNClassifier
 from course_utils.pruning import (
@@ -18,7 +19,6 @@ from course_utils.pruning import (
     prune,
     random_scores,
 )
-from course_utils.pruning.masks import _owner
 
 
 @pytest.fixture(autouse=True, scope="module")

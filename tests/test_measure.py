@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from course_utils.measure import (
-    Table,
     compare_latency,
     count_nonzero,
     count_parameters,
@@ -12,6 +11,7 @@ from course_utils.measure import (
     size_on_disk,
 )
 from course_utils.models import RNNClassifier
+from course_utils.report import Table
 
 
 def lstm_params(e, h):

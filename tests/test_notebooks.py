@@ -8,9 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from course_utils import exercises
-from course_utils.notebook_tools import (
+from notebook_tools import (
     SOLUTION_TAG,
     cell_source,
     hygiene_problems,
@@ -19,6 +17,8 @@ from course_utils.notebook_tools import (
     stub_solution,
     write_student_copies,
 )
+
+from course_utils import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))

@@ -6,7 +6,7 @@ from conftest import synthetic_examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils import robustness
+from course_utils.deploy import robustness
 from course_utils.models import RNNClassifier
 from course_utils.text import TextClassificationDataset, make_loader, numericalize
 from course_utils.train import evaluate

@@ -9,14 +9,13 @@ from helpers import zeros_stay_zero
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils.baseline import BaselineConfig, get_baseline
+from course_utils.experiments.baseline import BaselineConfig, get_baseline
 from course_utils.measure import num_threads
 from course_utils.models import RNNClassifier
 from course_utils.pruning import (
     AGPPruner,
     agp_pruning,
     agp_sparsity,
-    baseline_initialization,
     finetune,
     get_masks,
     iterative_pruning,
@@ -28,8 +27,8 @@ from course_utils.pruning import (
     rewind_weights,
     select_global,
 )
+from course_utils.seeding import set_seed
 from course_utils.text import make_loader
-from course_utils.train import set_seed
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -377,7 +376,7 @@ def test_lottery_ticket_with_rewinding_and_bad_input(task):
         lottery_ticket(pruned, loaders, 0.5, epochs=1)
 
 
-def test_baseline_initialization_is_where_get_baseline_started(tmp_path):
+def test_initial_model_is_where_get_baseline_started(tmp_path):
     # with a vanishing learning rate the "trained" baseline is still its initialization
     tiny = BaselineConfig(
         max_len=16,
@@ -390,8 +389,8 @@ def test_baseline_initialization_is_where_get_baseline_started(tmp_path):
         patience=None,
     )
     baseline = get_baseline(tiny, seed=3, cache_dir=tmp_path, progress=False)
-    init = baseline_initialization(baseline)
+    init = baseline.initial_model()
     for (name, p), q in zip(init.named_parameters(), baseline.model.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-9), name
-    other = baseline_initialization(get_baseline(tiny, seed=4, cache_dir=tmp_path, progress=False))
+    other = get_baseline(tiny, seed=4, cache_dir=tmp_path, progress=False).initial_model()
     assert not torch.allclose(other.rnn.weight_hh_l0, init.rnn.weight_hh_l0)

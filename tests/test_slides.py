@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from course_utils.notebook_tools import cell_source, hygiene_problems, read_notebook
+from notebook_tools import cell_source, hygiene_problems, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 

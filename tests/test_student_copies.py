@@ -9,8 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from course_utils.notebook_tools import (
+from notebook_tools import (
     SOLUTION_TAG,
     TOGGLE_SUMMARY,
     TOGGLE_TAG,
@@ -162,7 +161,7 @@ def test_make_lab_opens_the_learner_copies_and_lab_full_the_full_notebooks():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "\nLEARNER ?= my-notebooks\n" in makefile
     assert makefile_recipe("lab") == [
-        "$(PY) -m course_utils.notebook_tools learner notebooks $(LEARNER)",
+        "$(PY) tools/notebook_tools.py learner notebooks $(LEARNER)",
         "$(BIN)/jupyter lab --notebook-dir=$(LEARNER) --port=$(PORT) $(ALLOW_ROOT)",
     ]
     assert makefile_recipe("lab-full") == [
@@ -187,5 +186,7 @@ def test_readme_quick_start_says_which_command_opens_what():
     start = readme.index("## Quick start")
     quick = readme[start : readme.index("\n## ", start + 1)]
     assert "make lab" in quick and "my-notebooks/" in quick and "make lab-full" in quick
-    assert "notebook_tools learner notebooks my-notebooks" in quick, "the paths without make"
+    assert "tools/notebook_tools.py learner notebooks my-notebooks" in quick, (
+        "the paths without make"
+    )
     assert "--notebook-dir=notebooks" not in quick.split("make lab-full")[0]

@@ -6,14 +6,9 @@ from helpers import same_weights
 
 from course_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from course_utils.models import RNNClassifier
+from course_utils.seeding import set_seed
 from course_utils.text import make_loader
-from course_utils.train import (
-    confusion_matrix,
-    evaluate,
-    predict,
-    set_seed,
-    train_model,
-)
+from course_utils.train import confusion_matrix, evaluate, predict, train_model
 
 
 def fit(synthetic_data, seed=0, epochs=6, **kwargs):

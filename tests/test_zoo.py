@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import same_weights
 
-from course_utils import zoo
-from course_utils.baseline import BaselineConfig, get_baseline
+from course_utils.experiments import zoo
+from course_utils.experiments.baseline import BaselineConfig, get_baseline
 from course_utils.pruning import get_masks, overall_sparsity
 
 TINY = BaselineConfig(

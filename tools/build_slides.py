@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from course_utils.notebook_tools import cell_source, read_notebook
+from notebook_tools import cell_source, read_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 DECKS_DIR = ROOT / "slides"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..seeding import keeps_global_rng
 from .common import CheckResult, assert_close, run_checks
 
 __all__ = ["check_jaccard", "check_movement_update", "check_taylor_importance"]
@@ -25,6 +26,7 @@ def _linear_loss(model: nn.Module, batch: tuple) -> torch.Tensor:
     return nn.functional.cross_entropy(model.classifier(features), labels)
 
 
+@keeps_global_rng
 def check_taylor_importance(fn: Callable) -> CheckResult:
     """``fn(weight, grads)`` -> first-order Taylor importance ``mean_b |g_b * w|``.
 
@@ -90,6 +92,7 @@ def check_jaccard(fn: Callable) -> CheckResult:
     return run_checks("Jaccard index of two masks", fn, cases)
 
 
+@keeps_global_rng
 def check_movement_update(fn: Callable) -> CheckResult:
     """``fn(scores, weight, grad, lr)`` -> movement scores after one step: ``S - lr * g * w``.
 

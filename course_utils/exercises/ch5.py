@@ -9,6 +9,7 @@ import torch
 from ..models import RNNClassifier
 from ..pruning.data_free import dafl_losses, embedded_forward
 from ..pruning.gan import discriminator_loss, mask_prox_step, masked_parameters
+from ..seeding import keeps_global_rng
 from .common import CheckResult, assert_close, run_checks
 
 __all__ = [
@@ -140,6 +141,7 @@ def check_information_entropy_loss(fn: Callable) -> CheckResult:
     return run_checks("information-entropy loss", fn, cases)
 
 
+@keeps_global_rng
 def check_embedded_logits(fn: Callable) -> CheckResult:
     """``fn(model, embedded)`` -> the logits of an RNNClassifier (eval mode) for embedding
     sequences ``(batch, time, embed_dim)``, read in full: what ``model(tokens, lengths)``

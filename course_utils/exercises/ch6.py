@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..compress import csr_encode, payload_bytes
+from ..deploy.compress import csr_encode, payload_bytes
 from .common import CheckResult, run_checks
 
 __all__ = ["check_bitmask_bytes", "check_compression_ratio", "check_csr_encode"]

@@ -8,27 +8,22 @@ groups), ``structured`` (removing hidden units), ``gan`` (GAN-guided pruning),
 ``data_free`` (data-free distillation, DAFL; chapter 5's appendix).
 """
 
-from .finetune import finetune, training_loaders
-from .lottery import baseline_initialization, lottery_ticket, rewind_weights
-from .magnitude import magnitude_scores, prune, random_scores
-from .masks import (
+from ..masking import (
     apply_masks,
     check_sparsity,
     get_masks,
     keep_masks,
     mask_gradients,
-    normalize_scores,
     overall_sparsity,
     prunable_parameters,
     register_masks_from_state_dict,
     remove_masks,
-    select,
-    select_global,
-    select_layerwise,
-    select_per_tensor,
     set_masks,
     sparsity_report,
 )
+from .finetune import finetune, training_loaders
+from .lottery import lottery_ticket, rewind_weights
+from .magnitude import magnitude_scores, prune, random_scores
 from .regularization import (
     GroupSet,
     embedding_dim_groups,
@@ -52,6 +47,7 @@ from .schedules import (
     iterative_sparsities,
     one_shot_pruning,
 )
+from .selection import normalize_scores, select, select_global, select_layerwise, select_per_tensor
 from .sensitivity import plot_sensitivity, sensitivity_scan
 from .structured import (
     allocate_units,
@@ -97,7 +93,6 @@ __all__ = [
     "agp_pruning",
     "agp_sparsity",
     "apply_masks",
-    "baseline_initialization",
     "check_sparsity",
     "finetune",
     "get_masks",

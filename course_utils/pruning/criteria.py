@@ -2,7 +2,7 @@
 
 Introduced in chapter 3; it composes chapter 2's :class:`AGPPruner` and ``finetune``
 with the scores of :mod:`course_utils.pruning.gradient`. The equal-budget comparison of
-criteria lives in :mod:`course_utils.pruning.comparison`.
+criteria lives in :mod:`course_utils.experiments.comparison`.
 
 - :func:`gradual_pruning`: the cubic AGP schedule (Zhu & Gupta 2017) where each pruning
   step ranks the live weights by ``magnitude``, ``random``, ``taylor`` (running |g·w|)
@@ -22,13 +22,15 @@ import torch
 from torch import nn
 
 from ..checks import fraction, positive_int, positive_number
-from ..measure import Table
-from ..train import evaluate, nonempty_batches, set_seed
+from ..masking import check_names, check_sparsity, prunable_parameters
+from ..report import Table
+from ..seeding import keeps_global_rng, set_seed
+from ..train import evaluate, nonempty_batches
 from .finetune import finetune, training_loaders
 from .gradient import MovementScores, RunningTaylorScores, snip_scores
 from .magnitude import prune
-from .masks import SCOPES, check_names, check_sparsity, prunable_parameters
 from .schedules import AGPPruner, PruningRun
+from .selection import SCOPES
 
 GRADUAL_CRITERIA = ("magnitude", "random", "taylor", "movement")
 ALL_CRITERIA = (*GRADUAL_CRITERIA, "snip")
@@ -128,6 +130,7 @@ def agp_steps(steps: int, *, warmup: float, ramp_end: float, frequency: int) -> 
     return start, max(start + 1, min(steps, round(ramp_end * steps)))
 
 
+@keeps_global_rng
 def gradual_pruning(
     model: nn.Module,
     data,
@@ -226,6 +229,7 @@ def first_batch(data, batch_size: int, seed: int) -> tuple:
     return next(iter(train_loader))
 
 
+@keeps_global_rng
 def snip_pruning(
     model: nn.Module,
     data,

@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from ..checks import integer, non_negative_number, positive_number
+from ..masking import keep_masks
 from ..models import RNNClassifier
+from ..seeding import keeps_global_rng
 from ..settings import show_progress
 from ..train import evaluate, nonempty_batches
-from .masks import keep_masks
 from .soft_masks import check_teacher
 
 __all__ = [
@@ -251,6 +252,7 @@ def _kd(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
     )
 
 
+@keeps_global_rng
 def distill_data_free(
     teacher: RNNClassifier,
     student: RNNClassifier,

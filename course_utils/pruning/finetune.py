@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from ..checks import integer, positive_int, positive_number
-from ..train import History, StepHook, nonempty_batches, set_seed, train_model
+from ..seeding import keeps_global_rng, set_seed
+from ..train import History, StepHook, nonempty_batches, train_model
 
 
 def training_loaders(data, *, seed: int | None = None) -> tuple:
@@ -52,6 +53,7 @@ def _shifted(hook: StepHook | None, offset: list[int]) -> StepHook | None:
     return lambda model, step: hook(model, offset[0] + step)
 
 
+@keeps_global_rng
 def finetune(
     model: nn.Module,
     data,

@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from ..checks import integer, non_negative_number, number, positive_number
+from ..masking import keep_masks
 from ..models import RNNClassifier
+from ..seeding import keeps_global_rng
 from ..settings import show_progress
 from ..train import check_batch, nonempty_batches
-from .masks import keep_masks
 from .regularization import soft_threshold
 from .soft_masks import (
     FistaMasks,
@@ -272,6 +273,7 @@ def _snapshot(net: MaskedStudent, fista: FistaMasks) -> tuple[dict, MaskDict]:
     return copy.deepcopy(net.model.state_dict()), iterates
 
 
+@keeps_global_rng
 def train_gal(
     teacher: RNNClassifier,
     train_loader: Iterable,

@@ -19,7 +19,7 @@ accumulated while training (:class:`RunningTaylorScores`, :class:`MovementScores
 ``before_step`` hooks) share one format. :func:`taylor_unit_scores` scores whole hidden
 units over chapter 4's ISS groups. The pipelines that prune with these scores (gradual
 pruning, SNIP) live in :mod:`course_utils.pruning.criteria`, the equal-budget
-comparison in :mod:`course_utils.pruning.comparison`.
+comparison in :mod:`course_utils.experiments.comparison`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ..checks import fraction, positive_int, positive_number
+from ..masking import check_names, prunable_parameters
 from ..train import check_batch, nonempty_batches, num_classes_of
-from .masks import check_names, prunable_parameters
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 

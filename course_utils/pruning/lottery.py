@@ -2,7 +2,7 @@
 
 Introduced in chapter 2. :func:`lottery_ticket` runs the rounds; :func:`rewind_weights`
 resets the surviving weights to earlier values (the masks stay);
-:func:`baseline_initialization` rebuilds the initialization theta_0 of a cached baseline.
+``Baseline.initial_model()`` rebuilds the initialization theta_0 of a cached baseline.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..baseline import new_model
 from ..checks import non_negative_int, positive_int, positive_number
-from ..measure import Table
+from ..masking import apply_masks, get_masks
 from ..models import build_model
-from ..train import evaluate, set_seed
+from ..report import Table
+from ..seeding import keeps_global_rng, set_seed
+from ..train import evaluate
 from .finetune import finetune, training_loaders
 from .magnitude import prune
-from .masks import apply_masks, get_masks
 from .schedules import (
     PruningRun,
     _check_scope_and_criterion,
@@ -27,17 +27,6 @@ from .schedules import (
     _pruned_sparsity,
     iterative_sparsities,
 )
-
-
-def baseline_initialization(baseline) -> nn.Module:
-    """The weights ``get_baseline`` started training from, rebuilt from its seed.
-
-    ``get_baseline`` seeds with ``set_seed(seed)`` just before building the model, so
-    the same two steps give back the initialization (theta_0) of the cached model.
-    """
-    set_seed(baseline.seed)
-    model = new_model(baseline.config, len(baseline.vocab), baseline.data.num_classes)
-    return model.to(next(baseline.model.parameters()).device)
 
 
 @torch.no_grad()
@@ -65,6 +54,7 @@ def _weights_only(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+@keeps_global_rng
 def lottery_ticket(
     model: nn.Module,
     data,
@@ -174,4 +164,4 @@ def lottery_ticket(
     )
 
 
-__all__ = ["baseline_initialization", "lottery_ticket", "rewind_weights"]
+__all__ = ["lottery_ticket", "rewind_weights"]

@@ -13,15 +13,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .masks import (
-    SCOPES,
-    check_names,
-    check_sparsity,
-    get_masks,
-    prunable_parameters,
-    select,
-    set_masks,
-)
+from ..masking import check_names, check_sparsity, get_masks, prunable_parameters, set_masks
+from .selection import SCOPES, select
 
 
 def magnitude_scores(model: nn.Module, names: list[str] | None = None) -> dict[str, torch.Tensor]:

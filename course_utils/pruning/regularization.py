@@ -18,6 +18,8 @@ import torch
 from torch import nn
 
 from ..checks import positive_int, positive_number
+from ..masking import check_names, prunable_parameters
+from ..seeding import keeps_global_rng, set_seed
 from .groups import (
     Group,
     GroupSet,
@@ -28,7 +30,6 @@ from .groups import (
     hidden_unit_groups,
     rnn_param_name,
 )
-from .masks import check_names, prunable_parameters
 
 __all__ = [
     "Group",
@@ -167,6 +168,7 @@ def zero_groups_below(model: nn.Module, groups: GroupSet, tol: float) -> int:
 # --- a training recipe ---------------------------------------------------------------------
 
 
+@keeps_global_rng
 def train_group_lasso(
     model: nn.Module,
     groups: GroupSet,
@@ -181,7 +183,7 @@ def train_group_lasso(
 ) -> dict[str, list]:
     """Train ``model`` in place under group lasso on ``groups``; end in the LAST state.
 
-    ``data`` has ``.loader(split, seed=...)`` (a :class:`~course_utils.baseline.Baseline`).
+    ``data`` has ``.loader(split, seed=...)`` (a ``Baseline`` of chapter 1).
     ``method="penalty"``: Adam on cross-entropy + ``lam * sum_g ||w_g||`` (the
     subgradient; Adam weighs the penalty against each weight's own gradient).
     ``method="proximal"``: plain SGD on the cross-entropy, then the group soft-threshold
@@ -189,7 +191,7 @@ def train_group_lasso(
     its own batch order, because ``train_model`` keeps its best epoch and here the last
     one is wanted. Returns per-epoch ``valid_accuracy``, ``zero_groups`` and ``penalty``.
     """
-    from ..train import set_seed, train_model
+    from ..train import train_model
 
     lam, lr = check_strength(lam), _check_lr(lr)
     groups = _check_groups(groups)

@@ -23,11 +23,13 @@ import torch
 from torch import nn
 
 from ..checks import integer, number, positive_int, positive_number
-from ..measure import Table
-from ..train import History, evaluate, set_seed
+from ..masking import check_sparsity, prunable_parameters
+from ..report import Table
+from ..seeding import keeps_global_rng, set_seed
+from ..train import History, evaluate
 from .finetune import finetune, training_loaders
 from .magnitude import CRITERIA, prune
-from .masks import SCOPES, check_sparsity, prunable_parameters
+from .selection import SCOPES
 
 ScoresFn = Callable[[nn.Module], Mapping[str, torch.Tensor]]
 
@@ -203,6 +205,7 @@ def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | Non
     return list(prunable_parameters(model, include_embedding=include_embedding))
 
 
+@keeps_global_rng
 def one_shot_pruning(
     model: nn.Module,
     data,
@@ -257,6 +260,7 @@ def iterative_sparsities(sparsity: float, rounds: int) -> list[float]:
     return targets
 
 
+@keeps_global_rng
 def iterative_pruning(
     model: nn.Module,
     data,
@@ -316,6 +320,7 @@ def iterative_pruning(
     )
 
 
+@keeps_global_rng
 def agp_pruning(
     model: nn.Module,
     data,

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..measure import Table, tensor_group
+from ..masking import check_names, check_sparsity, prunable_parameters
+from ..models import tensor_group
+from ..report import Table
 from ..train import evaluate
 from .magnitude import CRITERIA
-from .masks import check_names, check_sparsity, prunable_parameters, select_layerwise
+from .selection import select_layerwise
 
 DEFAULT_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 

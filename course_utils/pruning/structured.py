@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from ..checks import integer, non_negative_number
+from ..masking import MASK_SUFFIX, register_masks_from_state_dict
 from ..models import RNNClassifier, build_model
 from .groups import GroupSet, embedding_dim_groups, hidden_unit_groups, split_model
-from .masks import MASK_SUFFIX, register_masks_from_state_dict
 
 Slot = tuple[int, int]
 

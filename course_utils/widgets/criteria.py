@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..masking import check_sparsity, prunable_parameters
 from ..pruning.criteria import jaccard, jaccard_per_tensor
 from ..pruning.magnitude import magnitude_scores, random_scores
-from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
+from ..pruning.selection import SCOPES, select
 from .common import batch_accuracy, error_html, percent, validation_batches
 
 

@@ -17,12 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..checks import number
 from ..measure import count_parameters
 from ..pruning.gan import GALConfig, GALResult, remove_masked_units, train_gal
+from ..seeding import keeps_global_rng
 from ..train import evaluate
 from .common import error_html
 
 __all__ = ["GALThresholdExplorer", "gal_threshold_stats", "train_lambda_grid"]
 
 
+@keeps_global_rng
 def train_lambda_grid(
     teacher,
     train_loader: Iterable,

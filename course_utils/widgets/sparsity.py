@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..measure import tensor_group
+from ..masking import check_sparsity, prunable_parameters
+from ..models import tensor_group
 from ..pruning.magnitude import CRITERIA, magnitude_scores, random_scores
-from ..pruning.masks import SCOPES, check_sparsity, prunable_parameters, select
+from ..pruning.selection import SCOPES, select
 from .common import batch_accuracy, error_html, percent, validation_batches
 
 HEATMAP_DEFAULT = "rnn.weight_hh_l0"

@@ -188,7 +188,7 @@ def test_rise_presents_a_deck_in_jupyterlab(page, lab_server, lab_root):
 
 
 def test_self_paced_solution_toggle_opens_in_jupyterlab(page, lab_server, lab_root):
-    from course_utils.notebook_tools import write_student_copies
+    from notebook_tools import write_student_copies
 
     copies = write_student_copies(lab_root, lab_root / "self-paced", inline_solutions=True)
     assert copies

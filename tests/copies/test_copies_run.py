@@ -22,13 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-from course_utils.notebook_tools import (
-    SOLUTION_TAG,
-    cell_source,
-    read_notebook,
-    write_student_copies,
-)
+from notebook_tools import SOLUTION_TAG, cell_source, read_notebook, write_student_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from course_utils.compress import LOSSLESS
+from course_utils.deploy.compress import LOSSLESS
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from common import md_table, median_spread, seeds
 
 from course_utils import get_baseline
-from course_utils.pruning.comparison import (
+from course_utils.experiments.comparison import (
     FineTuneBudget,
     compare_criteria,
     compare_medians,

@@ -25,7 +25,8 @@ from course_utils.pruning import (
     select_units_by_norm,
     train_group_lasso,
 )
-from course_utils.train import evaluate, set_seed, train_model
+from course_utils.seeding import set_seed
+from course_utils.train import evaluate, train_model
 
 UNITS = 32  # of 128: 25 %
 LAMBDA = 0.05

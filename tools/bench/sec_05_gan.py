@@ -21,17 +21,17 @@ import dataclasses
 from common import md_table, median_spread, pct, seeds, speed_and_sizes, speed_table
 
 from course_utils import get_baseline
-from course_utils.measure import (
-    compare_latency,
-)
-from course_utils.pruning.gan import GALConfig
-from course_utils.pruning.gan_comparison import (
+from course_utils.experiments.gan_comparison import (
     METHOD_NAMES,
     UnitBudget,
     adversarial_verdict,
     compare_unit_pruning,
     gal_for,
 )
+from course_utils.measure import (
+    compare_latency,
+)
+from course_utils.pruning.gan import GALConfig
 
 UNITS = 32  # of 128: 25 %
 TARGETS = {"max_drop_points": 2.0, "speedup_b64": 3.0}

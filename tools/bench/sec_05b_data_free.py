@@ -19,8 +19,8 @@ import time
 from common import md_table, median_spread, pct, seeds
 
 from course_utils import get_baseline
+from course_utils.experiments.gan_comparison import UnitBudget, finetune_pruned, prune_to_units
 from course_utils.pruning.data_free import DAFLConfig, distill_data_free
-from course_utils.pruning.gan_comparison import UnitBudget, finetune_pruned, prune_to_units
 from course_utils.train import evaluate
 
 UNITS = 32

@@ -6,7 +6,7 @@ Two parts, one thread throughout:
    included (it holds about 91 % of the parameters), by magnitude AGP with one global
    threshold (``zoo.pruned_model("magnitude_agp", 0.9, include_embedding=True)``).
    Test accuracy is compared with the same seed's dense model; the file is measured in
-   every storage format of ``course_utils.compress``. Targets: >= 6x smaller than dense
+   every storage format of ``course_utils.deploy.compress``. Targets: >= 6x smaller than dense
    fp32 in a lossless format within 1 point of dense accuracy (median over seeds), and
    >= 10x with int8 values.
 2. The method grid (seed 0): each chapter's method at 90 % (unstructured, embedding
@@ -25,7 +25,9 @@ from pathlib import Path
 
 from common import md_table, median_spread, pct, seeds
 
-from course_utils import compress, deploy, get_baseline, zoo
+from course_utils import deploy, get_baseline
+from course_utils.deploy import compress
+from course_utils.experiments import zoo
 from course_utils.measure import compare_latency, count_nonzero
 from course_utils.train import evaluate
 

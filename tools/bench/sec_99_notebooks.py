@@ -17,7 +17,7 @@ import nbformat
 from common import md_table
 from nbclient import NotebookClient
 
-from course_utils import zoo
+from course_utils.experiments import zoo
 
 ROOT = Path(__file__).resolve().parents[2]
 WARM = "make warm, after chapter 1"

@@ -35,12 +35,13 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import load_cached, save_cached
+from ..checks import finite_numbers
+from ..models import RNNClassifier
+from ..seeding import keeps_global_rng
+from ..settings import cache_dir as default_cache_dir
+from ..train import evaluate
 from .baseline import Baseline, get_baseline
-from .checkpoints import load_cached, save_cached
-from .checks import finite_numbers
-from .models import RNNClassifier
-from .settings import cache_dir as default_cache_dir
-from .train import evaluate
 
 ZOO_VERSION = 3
 UNSTRUCTURED = ("magnitude_oneshot", "magnitude_agp", "taylor", "movement", "snip")
@@ -173,14 +174,13 @@ def _first_batches(baseline: Baseline, count: int | None, seed: int):
 
 
 def _unstructured(method, baseline, sparsity, rec, include_embedding, seed, progress):
-    from .pruning import agp_pruning, one_shot_pruning
-    from .pruning.criteria import first_batch, gradual_pruning, snip_pruning
-    from .pruning.lottery import baseline_initialization
+    from ..pruning import agp_pruning, one_shot_pruning
+    from ..pruning.criteria import first_batch, gradual_pruning, snip_pruning
 
     data = _first_batches(baseline, rec["train_batches"], seed)
     common = {"scope": rec["scope"], "include_embedding": include_embedding, "seed": seed}
     if method == "snip":
-        model = baseline_initialization(baseline)
+        model = baseline.initial_model()
         batch = first_batch(baseline, rec["batch_size"], seed)
         snip_pruning(
             model,
@@ -228,8 +228,8 @@ def _unstructured(method, baseline, sparsity, rec, include_embedding, seed, prog
 
 
 def _structured(method, baseline, units, rec, seed, progress):
-    from .pruning.gan import GALConfig
-    from .pruning.gan_comparison import CachedTeacher, UnitBudget, finetune_pruned, prune_to_units
+    from ..pruning.gan import GALConfig
+    from .gan_comparison import CachedTeacher, UnitBudget, finetune_pruned, prune_to_units
 
     budget = UnitBudget(
         units=units,
@@ -288,6 +288,7 @@ def _weights_digest(model: RNNClassifier) -> str:
     return digest.hexdigest()
 
 
+@keeps_global_rng
 def pruned_model(
     method: str,
     amount: float | int,
@@ -343,7 +344,7 @@ def pruned_model(
             f"Pruned-model cache {path} is not usable: it has no metrics. Rebuilding it.",
             stacklevel=2,
         )
-    from .pruning import get_masks, remove_masks
+    from ..pruning import get_masks, remove_masks
 
     start = time.perf_counter()
     if method in STRUCTURED:
@@ -365,6 +366,7 @@ def pruned_model(
     return PrunedModel(**info, model=model, metrics=metrics, from_cache=False)
 
 
+@keeps_global_rng
 def lineup_models(
     *,
     seed: int = 0,
@@ -397,6 +399,7 @@ WARM_SEEDS = (0, 1, 2)
 """The baseline seeds chapter 5 compares (seed 0 is every chapter's baseline)."""
 
 
+@keeps_global_rng
 def warm_cache(*, progress: bool | None = None) -> list[PrunedModel]:
     """Train and cache what the chapters after chapter 1 load: the baselines of
     :data:`WARM_SEEDS` and chapter 6's line-up (``"short"`` budget). ``make warm`` runs it

@@ -2,8 +2,8 @@
 
 Used by ``make student``, ``make lab`` and by the tests::
 
-    python -m course_utils.notebook_tools student SRC DST [--solutions DIR] [--self-paced DIR]
-    python -m course_utils.notebook_tools learner SRC DST
+    python tools/notebook_tools.py student SRC DST [--solutions DIR] [--self-paced DIR]
+    python tools/notebook_tools.py learner SRC DST
 
 
 A code cell tagged ``solution`` holds a reference answer: in the student copy, the body
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> int:
                 bad += 1
         return 1 if bad else 0
     print(
-        "usage: python -m course_utils.notebook_tools student SRC DST "
+        "usage: python tools/notebook_tools.py student SRC DST "
         "[--solutions DIR] [--self-paced DIR] | learner SRC DST | check NB..."
     )
     return 2

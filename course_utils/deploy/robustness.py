@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .checks import fraction, positive_int
-from .measure import Table
-from .text import Vocab, basic_tokenize, pad_batch
+from ..checks import fraction, positive_int
+from ..report import Table
+from ..text import Vocab, basic_tokenize, pad_batch
 
 _WORD = re.compile(r"[^\W\d_]{3,}")  # runs of 3+ letters, any script
 

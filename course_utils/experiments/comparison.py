@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..checks import positive_int, positive_number
-from ..measure import Table
-from ..train import evaluate
-from .criteria import (
+from ..masking import check_sparsity, get_masks
+from ..pruning.criteria import (
     ALL_CRITERIA,
     _check_criterion,
     agp_steps,
@@ -28,8 +27,9 @@ from .criteria import (
     gradual_pruning,
     snip_pruning,
 )
-from .lottery import baseline_initialization
-from .masks import check_sparsity, get_masks
+from ..report import Table
+from ..seeding import keeps_global_rng
+from ..train import evaluate
 
 # --- the equal-budget comparison ----------------------------------------------------------------
 
@@ -143,6 +143,7 @@ class CriteriaComparison:
         self.masks.update(other.masks)
 
 
+@keeps_global_rng
 def compare_criteria(
     baselines,
     criteria: Sequence[str] = ALL_CRITERIA,
@@ -177,7 +178,7 @@ def compare_criteria(
             for criterion in criteria:
                 start = time.perf_counter()
                 if criterion == "snip":
-                    model = baseline_initialization(baseline)
+                    model = baseline.initial_model()
                     run = snip_pruning(
                         model,
                         data,

@@ -21,19 +21,20 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import load_cached, save_cached
-from .data import DatasetSplits, load_dataset
-from .models import RNNClassifier
-from .settings import cache_dir as default_cache_dir
-from .settings import default_device
-from .text import (
+from ..checkpoints import load_cached, save_cached
+from ..data import DatasetSplits, load_dataset
+from ..models import RNNClassifier
+from ..seeding import keeps_global_rng, set_seed
+from ..settings import cache_dir as default_cache_dir
+from ..settings import default_device
+from ..text import (
     TextClassificationDataset,
     Vocab,
     basic_tokenize,
     build_vocab_from_iterator,
     make_loader,
 )
-from .train import evaluate, set_seed, train_model
+from ..train import evaluate, train_model
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,18 @@ class Baseline:
             shuffle=shuffle,
             seed=self.seed if seed is None else seed,
         )
+
+    @keeps_global_rng
+    def initial_model(self) -> RNNClassifier:
+        """The weights training started from (theta_0), rebuilt from the seed.
+
+        ``get_baseline`` seeds with ``set_seed(seed)`` just before building the model, so
+        the same two steps give back the initialization of the cached model (chapter 2's
+        lottery tickets rewind to it; chapter 3's SNIP scores it).
+        """
+        set_seed(self.seed)
+        model = new_model(self.config, len(self.vocab), self.data.num_classes)
+        return model.to(next(self.model.parameters()).device)
 
     def copy_model(self) -> RNNClassifier:
         """An independent copy of the trained model, to prune without touching the original."""
@@ -198,6 +211,7 @@ def _from_cache(
     return Baseline(model, vocab, data, datasets, config, seed, history, metrics, from_cache=True)
 
 
+@keeps_global_rng
 def get_baseline(
     config: BaselineConfig | None = None,
     *,

@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import atomic_write_bytes
-from .models import RNNClassifier
+from ..files import atomic_write_bytes
+from ..models import RNNClassifier
 
 
 class ExportError(ValueError):
@@ -62,7 +62,7 @@ def pad_to(tokens: torch.Tensor, seq_len: int, pad_index: int = 0) -> torch.Tens
     if tokens.shape[1] > seq_len:
         raise ValueError(
             f"tokens has {tokens.shape[1]} time steps, more than seq_len={seq_len}; truncate "
-            "the texts first (course_utils.robustness.predict_texts does)"
+            "the texts first (course_utils.deploy.robustness.predict_texts does)"
         )
     return nn.functional.pad(tokens, (0, seq_len - tokens.shape[1]), value=pad_index)
 

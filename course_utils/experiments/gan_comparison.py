@@ -14,7 +14,7 @@ direction (chapter 4's ``remove_hidden_units``), then gets the same fine-tuning:
 
 Fine-tuning (:func:`finetune_pruned`) distills from the dense teacher (Hinton et al. 2015)
 and keeps the state before fine-tuning when that is better on validation. Rows use the
-``criterion``/``sparsity`` fields of :mod:`course_utils.pruning.comparison`, so its
+``criterion``/``sparsity`` fields of :mod:`course_utils.experiments.comparison`, so its
 ``summarize`` and ``compare_medians`` apply.
 """
 
@@ -31,15 +31,16 @@ import torch
 from torch import nn
 
 from ..checks import fraction, positive_int, positive_number
-from ..measure import Table
+from ..pruning.finetune import finetune, training_loaders
+from ..pruning.gan import CachedTeacher, GALConfig, GALResult, remove_masked_units, train_gal
+from ..pruning.gradient import taylor_unit_scores
+from ..pruning.groups import hidden_unit_groups
+from ..pruning.regularization import train_group_lasso
+from ..pruning.structured import remove_hidden_units, select_units, select_units_by_norm, unit_norms
+from ..report import Table
+from ..seeding import keeps_global_rng
 from ..train import evaluate
 from .comparison import compare_medians
-from .finetune import finetune, training_loaders
-from .gan import CachedTeacher, GALConfig, GALResult, remove_masked_units, train_gal
-from .gradient import taylor_unit_scores
-from .groups import hidden_unit_groups
-from .regularization import train_group_lasso
-from .structured import remove_hidden_units, select_units, select_units_by_norm, unit_norms
 
 METHODS = ("gal", "gal_no_adv", "group_lasso", "magnitude", "taylor")
 METHOD_NAMES = {
@@ -78,6 +79,7 @@ def distillation_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha: fl
     return loss_fn
 
 
+@keeps_global_rng
 def finetune_pruned(
     model: nn.Module,
     data,
@@ -201,6 +203,7 @@ class _FirstBatches:
         return batches
 
 
+@keeps_global_rng
 def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=None, progress=None):
     """Train GAL (or its ablation) on ``baseline`` with the budget's recipe, seeded by it."""
     baseline = budget.data(baseline)
@@ -220,6 +223,7 @@ def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=Non
     )
 
 
+@keeps_global_rng
 def prune_to_units(
     method: str,
     baseline,
@@ -264,6 +268,7 @@ def prune_to_units(
     return remove_hidden_units(model, select_units_by_norm(model, units)), unit_norms(model)
 
 
+@keeps_global_rng
 def compare_unit_pruning(
     baselines,
     methods: Sequence[str] = METHODS,

@@ -45,9 +45,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import MAX_PARAMETERS, atomic_write_bytes, check_stored_config
-from .measure import Table
-from .models import RNNClassifier, build_model
+from ..checkpoints import MAX_PARAMETERS, check_stored_config
+from ..files import atomic_write_bytes
+from ..models import RNNClassifier, build_model
+from ..report import Table
 
 FORMATS = (
     "dense_fp32",

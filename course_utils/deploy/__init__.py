@@ -1,0 +1,41 @@
+"""Deployment (chapter 6): storage formats, export and robustness checks.
+
+``compress`` (dense, CSR, bitmask, int8 and gzip storage of a pruned model, with exact
+byte counts), ``export`` (``torch.export`` of the classifier with padded inputs, and
+safe loading of an exported file) and ``robustness`` (accuracy under typos and dropped
+words). The names of ``export`` are also available here: ``deploy.export_classifier``.
+"""
+
+from . import compress, export, robustness
+from .export import (
+    MAX_EXPORT_BYTES,
+    ExportError,
+    InferenceClassifier,
+    check_padded_inputs,
+    compare_outputs,
+    export_classifier,
+    exported_module,
+    exported_seq_len,
+    load_exported,
+    pad_to,
+    quantize_int8,
+    save_exported,
+)
+
+__all__ = [
+    "compress",
+    "export",
+    "robustness",
+    "ExportError",
+    "InferenceClassifier",
+    "MAX_EXPORT_BYTES",
+    "check_padded_inputs",
+    "compare_outputs",
+    "export_classifier",
+    "exported_module",
+    "exported_seq_len",
+    "load_exported",
+    "pad_to",
+    "quantize_int8",
+    "save_exported",
+]

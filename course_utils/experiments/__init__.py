@@ -1,0 +1,10 @@
+"""Experiment drivers: the cached baseline, the method zoo and the multi-seed comparisons.
+
+Everything here is built from the algorithms in :mod:`course_utils.pruning`; nothing
+there imports from here. ``baseline`` (chapter 1: train once, cache, reload),
+``methods`` (the one registry of pruning methods, by name), ``comparison`` (chapter 3:
+criteria over seeds and sparsities), ``gan_comparison`` (chapter 5: pruning to a
+hidden-unit budget, GAL against its controls) and ``zoo`` (chapter 6: every method's
+pruned model, cached). A learner reads the algorithms; these files are how the
+chapters and the benchmark run them many times.
+"""
