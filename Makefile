@@ -2,7 +2,8 @@
 #   make lab      set up (first time), copy the exercises into my-notebooks/ (only chapters
 #                 not there yet: your work is never overwritten) and open JupyterLab there
 #   make lab-full JupyterLab on notebooks/: the full notebooks, every answer filled in
-#   make warm     before a class: set up, run chapter 1, cache the baselines and chapter 6's models
+#   make warm     before a class: set up, run chapter 1, cache every model the chapters load
+#                 (python -m course_utils warm does the caching on any platform)
 #   make test     set up with dev tools, lint, unit tests, every notebook under nbval (twice:
 #                 default threads, one thread), every student and self-paced copy run top to
 #                 bottom (make copies), browser tests
@@ -73,8 +74,8 @@ lab-full: setup
 warm: setup
 	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute \
 	  --ExecutePreprocessor.timeout=1200 --output-dir build/warm notebooks/01_baseline_rnn.ipynb
-	COURSE_PROGRESS=0 $(PY) -c "from course_utils import zoo; zoo.warm_cache()"
-	@echo "Chapter 1 ran; the baselines and chapter 6's pruned models are cached in $(COURSE_CACHE)."
+	COURSE_PROGRESS=0 $(PY) -m course_utils warm
+	@echo "Chapter 1 ran; every model the chapters load is cached in $(COURSE_CACHE)."
 
 lint: setup-dev
 	$(BIN)/ruff check course_utils tests notebooks tools

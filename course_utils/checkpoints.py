@@ -3,8 +3,9 @@
 Introduced in chapter 1, where ``get_baseline`` caches the trained baseline; chapter 2's
 pruned models keep their masks through it, and chapter 6 shows why loading a file from
 someone else never runs code here. ``get_baseline`` and the method zoo build their caches
-on :func:`save_cached` / :func:`load_cached`; ``compress`` and ``deploy`` write their files
-with :func:`atomic_write_bytes` and check configs with :func:`check_stored_config`.
+on :func:`save_cached` / :func:`load_cached`; ``deploy.compress`` checks the configs it
+reads with :func:`check_stored_config`. Every file is written whole or not at all, with
+:func:`course_utils.files.atomic_write_bytes`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .models import RNNClassifier, build_model
 __all__ = [
     "CHECKPOINT_FORMAT",
     "FILE_LIMITS",
+    "MAX_CHECKPOINT_BYTES",
+    "MAX_HEADER_BYTES",
     "MAX_PARAMETERS",
     "CheckpointError",
     "check_stored_config",

@@ -19,6 +19,19 @@ from pathlib import Path
 
 from . import checks
 
+__all__ = [
+    "DatasetSplits",
+    "Example",
+    "HubDataset",
+    "ONLINE_DATASETS",
+    "find_duplicates",
+    "load_bbc_news",
+    "load_dataset",
+    "load_online_dataset",
+    "read_bbc_news",
+    "stratified_split",
+]
+
 Example = tuple[str, int]
 
 

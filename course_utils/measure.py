@@ -21,6 +21,19 @@ from .checks import integer
 from .models import tensor_group
 from .report import Table
 
+__all__ = [
+    "Latency",
+    "compare_latency",
+    "count_nonzero",
+    "count_parameters",
+    "measure_latency",
+    "num_threads",
+    "parameter_table",
+    "serialized_state",
+    "size_on_disk",
+    "state_without_embedding",
+]
+
 
 def parameter_table(model: nn.Module) -> Table:
     """One row per parameter: name, group, shape, count, non-zeros, sparsity."""

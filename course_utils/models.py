@@ -16,6 +16,18 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import checks
 
+__all__ = [
+    "CELLS",
+    "GATES",
+    "MASK_SUFFIX",
+    "ORIG_SUFFIX",
+    "POOLINGS",
+    "RNNClassifier",
+    "build_model",
+    "cell_name",
+    "tensor_group",
+]
+
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 POOLINGS = ("max", "mean", "last")
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # gate blocks stacked in weight_ih / weight_hh

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
+
+__all__ = ["plot_confusion_matrix", "plot_history"]
 
 
 def _axis(ax, size=(5, 3.5)):
@@ -36,7 +39,8 @@ def plot_history(history: dict, ax=None, label: str = ""):
     )
     twin.set_ylabel("validation accuracy (%)")
     if history.get("best_epoch"):
-        ax.axvline(history["best_epoch"], color="grey", lw=0.8, ls=":")
+        ax.axvline(history["best_epoch"], color="grey", lw=0.8, ls=":", label="epoch kept")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     lines = ax.get_lines() + twin.get_lines()
     ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="center right")
     ax.set_title("Training curves")
@@ -46,9 +50,10 @@ def plot_history(history: dict, ax=None, label: str = ""):
 def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str], ax=None):
     """Counts with true classes on rows and predictions on columns."""
     ax = _axis(ax, (4.5, 4))
-    ax.imshow(cm, cmap="Blues")
+    cm = torch.as_tensor(cm)
+    ax.imshow(cm.numpy(), cmap="Blues")
     ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(ticks, class_names)
     for i in ticks:
         for j in ticks:

@@ -2,11 +2,51 @@
 
 Introduced in chapter 1 (the parameter table) and used by every chapter and by the
 benchmark. Nothing here knows about models: any list of row dicts is a table.
+:func:`median_spread` and :func:`median_range` state a result over several seeds as
+``median (min-max)`` (chapter 3 onwards).
 """
 
 from __future__ import annotations
 
-__all__ = ["Table"]
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+__all__ = ["Table", "median_range", "median_spread"]
+
+
+def median_spread(values: Sequence[float]) -> dict:
+    """``{"median", "min", "max", "values"}`` of ``values`` (one result per seed)."""
+    values = list(values)
+    if not values:
+        raise ValueError("values is empty: there is no median of nothing")
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": values,
+    }
+
+
+def median_range(
+    spread: Mapping,
+    *,
+    scale: float = 1.0,
+    unit: str = "",
+    between: str = "-",
+    always_range: bool = False,
+) -> str:
+    """A :func:`median_spread` as ``"91.0 (90.0-92.0)"``: the median, then the range.
+
+    Numbers are multiplied by ``scale`` (100 for fractions shown in percent) and printed
+    with one decimal; ``unit`` follows the median (``" %"`` gives ``"91.0 % (90.0-92.0)"``);
+    ``between`` separates min and max (``" to "`` reads better when a value can be
+    negative). A single value prints without a range, unless ``always_range``.
+    """
+    median = f"{scale * spread['median']:.1f}{unit}"
+    if len(spread["values"]) == 1 and not always_range:
+        return median
+    return f"{median} ({scale * spread['min']:.1f}{between}{scale * spread['max']:.1f})"
 
 
 class Table(list):
@@ -20,10 +60,16 @@ class Table(list):
 
     @staticmethod
     def _fmt(value) -> str:
+        """One rule for every number: ints with thousands separators; floats with 4
+        decimals below 1, otherwise 4 significant digits (at least the integer part),
+        never in exponent form: ``0.9624``, ``1.000``, ``157.6``, ``45,350``."""
         if isinstance(value, float):
-            if abs(value) >= 1e5:
-                return f"{value:,.0f}"
-            return f"{value:.4f}" if abs(value) < 1 else f"{value:.4g}"
+            if not math.isfinite(value):
+                return str(value)
+            if abs(value) < 1:
+                return f"{value:.4f}"
+            decimals = max(0, 4 - len(str(int(abs(value)))))
+            return f"{value:,.{decimals}f}"
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value:,}"
         return str(value)

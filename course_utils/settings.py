@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["cache_dir", "default_device", "fast_mode", "show_progress"]
+
 
 def fast_mode() -> bool:
     """True when ``COURSE_FAST=1``: notebooks shrink epochs and grids (CI sets it)."""

@@ -26,6 +26,22 @@ from torch.utils.data import Dataset, Sampler
 
 from . import checks
 
+__all__ = [
+    "BucketBatchSampler",
+    "PAD",
+    "TextClassificationDataset",
+    "UNK",
+    "Vocab",
+    "basic_tokenize",
+    "build_vocab_from_iterator",
+    "collate_batch",
+    "get_tokenizer",
+    "make_loader",
+    "normalize",
+    "numericalize",
+    "pad_batch",
+]
+
 PAD, UNK = "<pad>", "<unk>"
 # variation selectors only pick a glyph (emoji or text style, a Han variant): removed
 _GLYPH_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")

@@ -1,7 +1,9 @@
 """Training and evaluation of the course's classifiers.
 
 Introduced in chapter 1; the pruning chapters pass hooks (``before_step``,
-``after_step``) to keep masks, accumulate scores or take proximal steps.
+``after_step``) to keep masks, accumulate scores or take proximal steps. What they train
+on is a :class:`TrainingData` (chapter 1's ``Baseline``) or a :class:`LoaderPair`;
+:func:`first_batches` keeps only the first training batches of one, for quick checks.
 """
 
 from __future__ import annotations
@@ -9,16 +11,36 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checks import positive_int
+from .checks import integer, positive_int
 from .masking import keep_masks
+from .seeding import keeps_global_rng
 from .settings import show_progress
+
+__all__ = [
+    "FirstBatches",
+    "History",
+    "LoaderPair",
+    "StepHook",
+    "TrainingData",
+    "check_batch",
+    "check_logits",
+    "confusion_matrix",
+    "evaluate",
+    "first_batches",
+    "model_device",
+    "nonempty_batches",
+    "num_classes_of",
+    "predict",
+    "train_model",
+]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -222,6 +244,7 @@ def train_model(
     before_step: StepHook | None = None,
     after_step: StepHook | None = None,
     loss_fn: Callable[[nn.Module, tuple], torch.Tensor] | None = None,
+    best_from_epoch: int = 1,
     progress: bool | None = None,
     desc: str = "train",
 ) -> History:
@@ -231,7 +254,9 @@ def train_model(
     (gradient hooks: masks, movement scores); ``after_step(model, step)`` runs after it
     (re-apply masks, proximal updates). ``loss_fn(model, batch)`` replaces the
     cross-entropy. With ``patience``, training stops after that many epochs without a
-    better validation accuracy. The model ends in the best epoch's state.
+    better validation accuracy. The model ends in the best epoch's state, chosen among
+    epochs ``>= best_from_epoch`` (AGP, chapter 2: only the epochs at the final sparsity;
+    earlier epochs count neither as best nor towards ``patience``).
     ``progress=None`` shows a bar unless ``COURSE_PROGRESS=0``.
 
     A pruned model (chapter 2's ``<param>_mask`` buffers) stays pruned: the masked
@@ -243,6 +268,9 @@ def train_model(
     epochs = positive_int("epochs", epochs)
     if patience is not None:
         patience = positive_int("patience", patience)
+    best_from_epoch = integer(
+        "best_from_epoch", best_from_epoch, minimum=1, maximum=epochs, allowed=f"in [1, {epochs=}]"
+    )
     train_loader = nonempty_batches(train_loader, "train_loader")
     valid_loader = nonempty_batches(valid_loader, "valid_loader")
     if optimizer is None:
@@ -261,6 +289,7 @@ def train_model(
             before_step=before_step,
             after_step=after_step,
             loss_fn=loss_fn,
+            best_from_epoch=best_from_epoch,
             progress=progress,
             desc=desc,
         )
@@ -281,6 +310,7 @@ def _train(
     before_step: StepHook | None,
     after_step: StepHook | None,
     loss_fn: Callable[[nn.Module, tuple], torch.Tensor] | None,
+    best_from_epoch: int,
     progress: bool | None,
     desc: str,
 ) -> History:
@@ -331,6 +361,8 @@ def _train(
         history.valid_accuracy.append(metrics["accuracy"])
         history.seconds.append(time.perf_counter() - start)
         bar.set_postfix(valid_acc=f"{metrics['accuracy']:.3f}")
+        if epoch < best_from_epoch:
+            continue
         if metrics["accuracy"] > best_acc:
             best_acc, bad_epochs, history.best_epoch = metrics["accuracy"], 0, epoch
             best_state = copy.deepcopy(model.state_dict())
@@ -343,3 +375,74 @@ def _train(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+# --- what the pruning functions train on ------------------------------------------------
+
+
+@runtime_checkable
+class TrainingData(Protocol):
+    """Anything with a ``loader(split, ...)`` method, like chapter 1's ``Baseline``.
+
+    ``loader("train", seed=s)`` gives the training batches shuffled with ``s`` and
+    ``loader("valid")`` the validation batches; the keywords ``batch_size`` (``None``: its
+    own), ``shuffle`` (``None``: only the training split) and ``seed`` (``None``: its own)
+    are those of ``Baseline.loader``. Every pruning function that trains takes such an
+    object, or a ``(train_loader, valid_loader)`` pair (:class:`LoaderPair`).
+    ``isinstance(x, TrainingData)`` checks only that ``x`` has a ``loader`` method.
+    """
+
+    def loader(
+        self, split: str, batch_size: int | None = None, *, seed: int | None = None, **options
+    ) -> Iterable:
+        """The batches of ``split``, shuffled with ``seed``; ``options``: ``shuffle``."""
+
+
+class LoaderPair(NamedTuple):
+    """A training loader and a validation loader: the other form of training data.
+
+    A plain ``(train_loader, valid_loader)`` tuple works too; a loader is a DataLoader or
+    a list of ``(tokens, lengths, labels)`` batches. Unlike a :class:`TrainingData`, a
+    pair has one fixed batch order: every epoch sees the same batches.
+    """
+
+    train: Iterable
+    valid: Iterable
+
+
+@dataclass(frozen=True)
+class FirstBatches:
+    """``data`` whose training loader stops after its first ``count`` batches.
+
+    A :class:`TrainingData` for quick checks, made by :func:`first_batches`. Each call of
+    ``loader("train", seed=s)`` takes the first ``count`` batches of
+    ``data.loader("train", seed=s)``, so another seed gives other batches; the other
+    splits are ``data``'s own. ``batch_size``, ``seed`` and ``options`` are passed on.
+    """
+
+    data: TrainingData
+    count: int
+
+    @keeps_global_rng
+    def loader(
+        self, split: str, batch_size: int | None = None, *, seed: int | None = None, **options
+    ) -> Iterable:
+        loader = self.data.loader(split, batch_size, seed=seed, **options)
+        return loader if split != "train" else list(itertools.islice(loader, self.count))
+
+
+def first_batches(data: TrainingData, count: int | None) -> TrainingData:
+    """``data`` with only its first ``count`` training batches per epoch (quick checks).
+
+    ``count=None`` returns ``data`` itself, otherwise a :class:`FirstBatches`. To draw
+    the batches once, for one seed, take its loaders:
+    ``training_loaders(first_batches(data, 8), seed=0)`` is a :class:`LoaderPair`.
+    """
+    if count is None:
+        return data
+    if not isinstance(data, TrainingData):
+        raise TypeError(
+            "data must have a loader(split, ...) method, like a Baseline, "
+            f"got {type(data).__name__}"
+        )
+    return FirstBatches(data, positive_int("count", count))

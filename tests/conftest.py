@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from course_utils.measure import num_threads
 from course_utils.models import RNNClassifier
 from course_utils.text import (
     TextClassificationDataset,
@@ -17,6 +18,15 @@ from course_utils.train import train_model
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a whole test module: tiny models run fastest that way, above
+    all on a shared machine. A module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    with num_threads(1):
+        yield
 
 
 @pytest.fixture

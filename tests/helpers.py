@@ -1,8 +1,17 @@
-"""Small assertions shared by several test modules."""
+"""Small builders and assertions shared by several test modules."""
+
+from pathlib import Path
 
 import torch
+from hypothesis import strategies as st
+from notebook_tools import SOLUTION_TAG, cell_source
 
-from course_utils.pruning import get_masks
+from course_utils.models import CELLS, POOLINGS, RNNClassifier
+from course_utils.pruning import get_masks, prune, remove_masks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+"""The chapter notebooks, in order."""
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -25,3 +34,81 @@ def padded_batch(lengths=(7, 3, 5, 1), *, vocab: int = 30, seed: int = 0) -> tup
     for i, n in enumerate(lengths):
         tokens[i, n:] = 0
     return tokens, lengths
+
+
+def random_batch(size: int, steps: int, *, vocab: int, seed: int = 0) -> tuple:
+    """``size`` texts of random lengths in [1, steps], the first one ``steps`` long, with
+    token ids in [1, vocab), zero-padded to ``steps``: ``(tokens, lengths)``."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, steps + 1, (size,), generator=g)
+    lengths[0] = steps
+    tokens = torch.randint(1, vocab, (size, steps), generator=g)
+    tokens[torch.arange(steps)[None, :] >= lengths[:, None]] = 0
+    return tokens, lengths
+
+
+def rnn_model(
+    vocab: int,
+    classes: int = 3,
+    *,
+    cell: str = "lstm",
+    layers: int = 1,
+    bidirectional: bool = False,
+    pooling: str = "max",
+    hidden: int = 4,
+    embed: int = 5,
+    dropout: float = 0.0,
+    seed: int | None = None,
+) -> RNNClassifier:
+    """A small RNNClassifier in eval mode, its shape in short keywords (those
+    :func:`architectures` draws); built right after ``torch.manual_seed(seed)`` when a seed
+    is given, else from the global random state as it is."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    sizes = {"embed_dim": embed, "hidden_size": hidden, "num_layers": layers}
+    kind = {"cell": cell, "bidirectional": bidirectional, "pooling": pooling}
+    return RNNClassifier(vocab, classes, dropout=dropout, **sizes, **kind).eval()
+
+
+def architectures(max_layers: int = 2) -> st.SearchStrategy[dict]:
+    """Hypothesis draws of a model's shape for :func:`rnn_model`: ``cell``, ``layers`` (1 to
+    ``max_layers``), ``bidirectional`` and ``pooling``."""
+    return st.fixed_dictionaries(
+        {
+            "cell": st.sampled_from(sorted(CELLS)),
+            "layers": st.integers(1, max_layers),
+            "bidirectional": st.booleans(),
+            "pooling": st.sampled_from(POOLINGS),
+        }
+    )
+
+
+def pruned_model(vocab: int, classes: int, sparsity: float, *, seed: int, **options):
+    """A new RNNClassifier (built after ``torch.manual_seed(seed)``) pruned by magnitude to
+    ``sparsity``, embedding included, its masks removed, in eval mode."""
+    torch.manual_seed(seed)
+    model = RNNClassifier(vocab, classes, **options)
+    prune(model, sparsity, include_embedding=True)
+    remove_masks(model)
+    return model.eval()
+
+
+def code_cells(nb: dict) -> list[dict]:
+    """The code cells of a notebook, in order."""
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def is_solution(cell: dict) -> bool:
+    """True for a cell that holds an exercise's reference solution."""
+    return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def solutions_and_checks(nb: dict) -> list[tuple[dict, dict]]:
+    """``(solution cell, check cell)`` for every exercise: the check is the first code cell
+    after the solution that calls an ``exercises.check_*`` function."""
+    cells = code_cells(nb)
+    return [
+        (cell, next(c for c in cells[i + 1 :] if "exercises.check_" in cell_source(c)))
+        for i, cell in enumerate(cells)
+        if is_solution(cell)
+    ]

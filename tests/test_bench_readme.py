@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -113,3 +114,23 @@ def test_a_readme_without_markers_is_refused(tmp_path):
 def test_the_course_readme_has_the_markers():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert text.count(readme.START) == 1 and text.count(readme.END) == 1
+
+
+def test_the_committed_benchmark_renders_the_readme_table():
+    """The README's block is what readme.py makes of benchmarks/latest.json, to the letter."""
+    report = json.loads((ROOT / "benchmarks" / "latest.json").read_text(encoding="utf-8"))
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    committed = text.split(readme.START, 1)[1].split(readme.END, 1)[0]
+    assert committed == f"\n{readme.block(report)}\n"
+    rows = {row[1]: row for row in readme.rows(report)}
+    assert rows["GAL, 32/128 units: drop <= 2 pt"][2] == "1.9 pt (1.2–2.1)"
+
+
+def test_pct_and_the_spreads_of_the_sections():
+    from common import latency_note, pct
+
+    assert pct(spread(0.9531, 0.9412, 0.9623)) == "95.3 % (94.1-96.2)"
+    assert pct(spread(0.95)) == "95.0 %"
+    assert latency_note(3, 20) == (
+        "Latency: one thread, 3 interleaved rounds of 20 runs, full-length inputs"
+    )

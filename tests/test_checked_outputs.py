@@ -12,10 +12,8 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import NOTEBOOKS, code_cells
 from notebook_tools import cell_source, read_notebook
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 
 # 1.5e-08: a rounding residue; 1.2699999809265137: float32 printed with float64 digits.
 NOISE = re.compile(r"\b\d\.\d+e-\d+\b|\b\d+\.\d{9,}\b")
@@ -23,8 +21,7 @@ NOISE = re.compile(r"\b\d\.\d+e-\d+\b|\b\d+\.\d{9,}\b")
 
 def checked_outputs(path: Path) -> list[tuple[int, str]]:
     out = []
-    code = [c for c in read_notebook(path)["cells"] if c["cell_type"] == "code"]
-    for number, cell in enumerate(code, start=1):
+    for number, cell in enumerate(code_cells(read_notebook(path)), start=1):
         if "NBVAL_CHECK_OUTPUT" not in cell_source(cell):
             continue
         text = ""

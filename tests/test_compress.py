@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from helpers import pruned_model, random_batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from course_utils.checkpoints import CheckpointError, load_checkpoint
 from course_utils.deploy import compress
 from course_utils.deploy.compress import FORMATS, LOSSLESS, FormatError
 from course_utils.models import RNNClassifier
-from course_utils.pruning import prune, remove_masks
 
 
 def sparse_matrix(rows: int, cols: int, density: float, seed: int) -> torch.Tensor:
@@ -23,35 +23,29 @@ def sparse_matrix(rows: int, cols: int, density: float, seed: int) -> torch.Tens
 
 
 def pruned_tiny(seed: int = 0, sparsity: float = 0.7, **kwargs) -> RNNClassifier:
-    torch.manual_seed(seed)
-    model = RNNClassifier(60, 3, embed_dim=8, hidden_size=6, max_len=20, **kwargs)
-    prune(model, sparsity, include_embedding=True)
-    remove_masks(model)
-    return model.eval()
+    options = {"embed_dim": 8, "hidden_size": 6, "max_len": 20, **kwargs}
+    return pruned_model(60, 3, sparsity, seed=seed, **options)
 
 
 def batch(seed: int = 0, size: int = 12, steps: int = 15):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(1, steps + 1, (size,), generator=g)
-    lengths[0] = steps
-    tokens = torch.randint(1, 60, (size, steps), generator=g)
-    tokens[torch.arange(steps)[None, :] >= lengths[:, None]] = 0
-    return tokens, lengths
+    return random_batch(size, steps, vocab=60, seed=seed)
 
 
 # --- one matrix ----------------------------------------------------------------------------
 
-
-@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
-@settings(max_examples=40, deadline=None)
-@given(
+MATRICES = st.builds(
+    sparse_matrix,
     rows=st.integers(1, 12),
     cols=st.integers(1, 12),
     density=st.floats(0.0, 1.0),
     seed=st.integers(0, 10_000),
 )
-def test_csr_matches_torch_sparse_csr(rows, cols, density, seed):
-    matrix = sparse_matrix(rows, cols, density, seed)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@settings(max_examples=40, deadline=None)
+@given(matrix=MATRICES)
+def test_csr_matches_torch_sparse_csr(matrix):
     ours = compress.csr_encode(matrix)
     oracle = matrix.to_sparse_csr()
     assert torch.equal(ours.values, oracle.values())
@@ -62,16 +56,12 @@ def test_csr_matches_torch_sparse_csr(rows, cols, density, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    rows=st.integers(1, 12),
-    cols=st.integers(1, 12),
-    density=st.floats(0.0, 1.0),
-    seed=st.integers(0, 10_000),
-)
-def test_bitmask_round_trip_and_size(rows, cols, density, seed):
-    matrix = sparse_matrix(rows, cols, density, seed)
+@given(matrix=MATRICES)
+def test_bitmask_round_trip_and_size(matrix):
     bits, values = compress.bitmask_encode(matrix)
+    rows, cols = matrix.shape
     assert bits.dtype == np.uint8 and len(bits) == (rows * cols + 7) // 8
+    assert len(bits) == compress.bitmask_bytes(matrix.numel())
     assert len(values) == int((matrix != 0).sum())
     assert torch.equal(compress.bitmask_decode(bits, values, matrix.shape), matrix)
 
@@ -159,6 +149,30 @@ def test_payload_bytes_formula_matches_the_encoded_arrays(sparsity):
         compress.payload_bytes(2, 2, 1, "dense_fp32_gzip")
     with pytest.raises(ValueError, match="nnz=5"):
         compress.payload_bytes(2, 2, 5, "csr_int16")
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "nnz", "error", "message"),
+    [
+        (-1, 4, 0, ValueError, r"rows must be an int >= 0, got -1"),
+        (2, 4.0, 1, TypeError, r"cols must be an int >= 0, got 4.0 \(float\)"),
+        (2, 4, True, TypeError, r"nnz must be an int >= 0, got True \(bool\)"),
+        (2, 4, "3", TypeError, r"nnz must be an int >= 0, got '3' \(str\)"),
+    ],
+)
+def test_payload_bytes_refuses_counts_that_are_not_ints_at_least_zero(
+    rows, cols, nnz, error, message
+):
+    with pytest.raises(error, match=message):
+        compress.payload_bytes(rows, cols, nnz, "bitmask_fp32")
+    with pytest.raises(ValueError):  # a wrong type is a ValueError too, as it always was
+        compress.payload_bytes(rows, cols, nnz, "bitmask_fp32")
+
+
+@pytest.mark.parametrize(("numel", "nbytes"), [(0, 0), (1, 1), (8, 1), (9, 2), (24576, 3072)])
+def test_bitmask_bytes_rounds_up_to_whole_bytes(numel, nbytes):
+    assert compress.bitmask_bytes(numel) == nbytes
+    assert compress.payload_bytes(1, numel, 0, "bitmask_fp32") == nbytes
 
 
 def test_formats_order_by_size_at_high_sparsity():

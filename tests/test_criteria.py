@@ -12,13 +12,68 @@ from torch import nn
 
 from course_utils.pruning import agp_sparsity, get_masks, select_layerwise
 from course_utils.pruning.criteria import (
+    ALL_CRITERIA,
+    GRADUAL_CRITERIA,
     agp_steps,
     gradual_pruning,
     jaccard,
     jaccard_per_tensor,
     snip_pruning,
 )
-from course_utils.pruning.gradient import MovementScores, snip_scores
+from course_utils.pruning.gradient import MovementScores, RunningTaylorScores, snip_scores
+from course_utils.pruning.magnitude import (
+    CRITERIA,
+    TRAINING_CRITERIA,
+    WEIGHT_CRITERIA,
+    check_criterion,
+    magnitude_scores,
+    prune,
+    random_scores,
+)
+
+# --- the one registry of score criteria ---------------------------------------------------
+
+
+def test_one_registry_names_every_criterion():
+    assert CRITERIA == {
+        "magnitude": magnitude_scores,
+        "random": random_scores,
+        "taylor": RunningTaylorScores,
+        "movement": MovementScores,
+        "snip": snip_scores,
+    }
+    assert ALL_CRITERIA == ("magnitude", "random", "taylor", "movement", "snip")  # table order
+    assert GRADUAL_CRITERIA == WEIGHT_CRITERIA + TRAINING_CRITERIA
+    assert GRADUAL_CRITERIA == ("magnitude", "random", "taylor", "movement")
+    assert check_criterion("random") == "random"
+    with pytest.raises(ValueError, match=r"unknown criterion='hessian'; choose from \['magnitude'"):
+        check_criterion("hessian", ALL_CRITERIA)
+    weights_only = r"criterion='taylor'; choose from \['magnitude', 'random'\]"
+    with pytest.raises(ValueError, match=weights_only):
+        check_criterion("taylor")  # without data, only |w| and random can score
+
+
+def test_each_criterion_scores_every_prunable_weight(task):
+    model, (train, _) = task
+    batch = next(iter(train))
+    names = ["rnn.weight_hh_l0", "classifier.weight"]
+    for criterion, entry in CRITERIA.items():
+        if criterion in WEIGHT_CRITERIA:
+            scores = entry(model, names)
+        elif criterion in TRAINING_CRITERIA:  # a before_step hook, after one backward pass
+            tracker = entry(model, names)
+            model.zero_grad()
+            nn.functional.cross_entropy(model(batch[0], batch[1]), batch[2]).backward()
+            tracker(model, 0)
+            scores = tracker.scores()
+        else:
+            scores = entry(model, batch, names=names)
+        assert list(scores) == names, criterion
+        params = dict(model.named_parameters())
+        assert all(s.shape == params[n].shape for n, s in scores.items()), criterion
+    with pytest.raises(ValueError, match=r"unknown criterion='taylor'.*pass their scores"):
+        prune(model, 0.5, criterion="taylor")
+
 
 # --- Jaccard ----------------------------------------------------------------------------
 

@@ -6,10 +6,11 @@ import warnings
 import pytest
 import torch
 from conftest import trained_synthetic_classifier
-from helpers import same_weights
+from helpers import architectures, rnn_model, same_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course_utils.masking import keep_masks
 from course_utils.models import RNNClassifier
 from course_utils.pruning.data_free import (
     DAFLConfig,
@@ -18,8 +19,14 @@ from course_utils.pruning.data_free import (
     distill_data_free,
     embedded_forward,
     embedding_stats,
+    generator_step,
     nearest_words,
+    sample_inputs,
+    student_loss,
+    student_step,
+    teacher_losses,
 )
+from course_utils.pruning.soft_masks import frozen_copy
 from course_utils.pruning.structured import remove_hidden_units, select_units, unit_norms
 from course_utils.train import evaluate
 
@@ -27,29 +34,9 @@ SMALL = {"steps": 30, "batch_size": 16, "seq_len": 12, "channels": 16, "eval_eve
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    cell=st.sampled_from(["lstm", "gru", "rnn"]),
-    layers=st.integers(1, 2),
-    bidirectional=st.booleans(),
-    pooling=st.sampled_from(["max", "mean", "last"]),
-    steps=st.integers(1, 9),
-    seed=st.integers(0, 1000),
-)
-def test_embedded_forward_is_the_model_on_full_length_inputs(
-    cell, layers, bidirectional, pooling, steps, seed
-):
-    torch.manual_seed(seed)
-    model = RNNClassifier(
-        25,
-        4,
-        embed_dim=5,
-        hidden_size=6,
-        num_layers=layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        pooling=pooling,
-        dropout=0.2,
-    ).eval()
+@given(arch=architectures(max_layers=2), steps=st.integers(1, 9), seed=st.integers(0, 1000))
+def test_embedded_forward_is_the_model_on_full_length_inputs(arch, steps, seed):
+    model = rnn_model(25, 4, hidden=6, embed=5, dropout=0.2, seed=seed, **arch)
     tokens = torch.randint(1, 25, (3, steps))
     lengths = torch.full((3,), steps)
     logits, features = embedded_forward(model, model.embedding(tokens))
@@ -284,3 +271,59 @@ def test_architecture_mismatch_and_bad_inputs_are_clear_errors():
         SequenceGenerator(4, 6, torch.zeros(3), torch.ones(3))
     with pytest.raises(ValueError, match="z must have shape"):
         SequenceGenerator(4, 8, torch.zeros(3), torch.ones(3))(torch.zeros(2, 5))
+
+
+# --- the steps of one DAFL iteration --------------------------------------------------------
+
+
+def test_the_steps_run_by_hand_make_exactly_distill_data_frees_student_and_generator():
+    teacher, student, _ = pruned_pair()
+    config = DAFLConfig(**(SMALL | {"steps": 3, "seed": 4}))
+    result = distill_data_free(teacher, student, config, progress=False)
+
+    torch.manual_seed(config.seed)  # what distill_data_free does first
+    noise = torch.Generator().manual_seed(config.seed)
+    teacher, student = frozen_copy(teacher), copy.deepcopy(student).train()
+    mean, std = embedding_stats(teacher)
+    generator = SequenceGenerator(
+        config.noise_dim, config.seq_len, mean, std, channels=config.channels
+    )
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.g_lr)
+    opt_s = torch.optim.Adam(student.parameters(), lr=config.lr)
+    keep_masks(opt_s, student)
+    words = torch.arange(1, teacher.embedding.num_embeddings)  # every word but padding (0)
+    kd_values = []
+    for _ in range(config.steps):
+        inputs = sample_inputs(teacher, generator, words, config, noise)  # 1.
+        losses, t_logits = teacher_losses(teacher, inputs, config, learn=True)  # 2.
+        kd = student_loss(student, inputs, t_logits, config.temperature)  # 3.
+        generator_step(opt_g, losses["total"])  # 4.
+        student_step(student, opt_s, kd, config.clip)  # 5.
+        kd_values.append(float(kd.detach()))
+    assert same_weights(result.student, student) and same_weights(result.generator, generator)
+    assert result.history["kd"] == kd_values
+
+
+def test_the_students_loss_does_not_reach_the_generator():
+    teacher, student, _ = pruned_pair()
+    config = DAFLConfig(**SMALL)
+    mean, std = embedding_stats(teacher)
+    generator = SequenceGenerator(config.noise_dim, config.seq_len, mean, std, channels=16)
+    inputs = generator(torch.randn(4, config.noise_dim))
+    _, t_logits = teacher_losses(teacher, inputs, config, learn=True)
+    student_loss(student, inputs, t_logits, config.temperature).backward()
+    assert all(p.grad is None for p in generator.parameters())
+    assert any(p.grad is not None for p in student.parameters())
+
+
+def test_sample_inputs_draws_only_from_its_own_generator():
+    teacher, _, _ = pruned_pair()
+    config = DAFLConfig(**(SMALL | {"source": "random_words", "batch_size": 5}))
+    words = torch.tensor([3, 4, 5])
+    before = torch.get_rng_state()
+    a = sample_inputs(teacher, None, words, config, torch.Generator().manual_seed(1))
+    b = sample_inputs(teacher, None, words, config, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), before) and torch.equal(a, b)
+    assert a.shape == (5, config.seq_len, teacher.embedding.embedding_dim)
+    table = teacher.embedding.weight.detach()[words]
+    assert all(any(torch.equal(v, row) for row in table) for v in a.reshape(-1, a.shape[2]))

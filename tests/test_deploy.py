@@ -5,31 +5,22 @@ import warnings
 
 import pytest
 import torch
+from helpers import pruned_model, random_batch
 
 from course_utils import deploy
 from course_utils.deploy.export import ExportError
 from course_utils.models import RNNClassifier
-from course_utils.pruning import prune, remove_masks
 
 SEQ_LEN = 12
 
 
 def tiny(seed: int = 0, **kwargs) -> RNNClassifier:
-    torch.manual_seed(seed)
     options = {"embed_dim": 8, "hidden_size": 6, "max_len": SEQ_LEN, **kwargs}
-    model = RNNClassifier(50, 4, **options)
-    prune(model, 0.6, include_embedding=True)
-    remove_masks(model)
-    return model.eval()
+    return pruned_model(50, 4, 0.6, seed=seed, **options)
 
 
 def batch(size: int, steps: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(1, steps + 1, (size,), generator=g)
-    lengths[0] = steps
-    tokens = torch.randint(1, 50, (size, steps), generator=g)
-    tokens[torch.arange(steps)[None, :] >= lengths[:, None]] = 0
-    return tokens, lengths
+    return random_batch(size, steps, vocab=50, seed=seed)
 
 
 @pytest.fixture(scope="module")

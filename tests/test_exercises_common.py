@@ -88,3 +88,23 @@ def test_check_must_return_a_check_result():
 def test_reference_must_be_callable():
     with pytest.raises(TypeError, match=r"reference must be the course's function .* got NoneType"):
         exercises.yours_or_reference(prox, exercises.check_mask_prox_step, None)
+
+
+def test_the_package_exports_every_chapters_checks_and_nothing_it_lacks():
+    from course_utils.exercises import ch1, ch2, ch3, ch4, ch5, ch6, common
+
+    chapters = {name for module in (ch1, ch2, ch3, ch4, ch5, ch6) for name in module.__all__}
+    shared = {"CheckResult", "Choice", "yours_or_reference"}
+    assert set(exercises.__all__) == chapters | shared and shared <= set(common.__all__)
+    assert all(getattr(exercises, name) is not None for name in exercises.__all__)
+
+
+def test_every_exercises_name_a_notebook_uses_is_exported():
+    import re
+
+    from helpers import NOTEBOOKS
+
+    used = set()
+    for path in NOTEBOOKS:
+        used |= set(re.findall(r"\bexercises\.(\w+)", path.read_text(encoding="utf-8")))
+    assert used and used <= set(exercises.__all__), sorted(used - set(exercises.__all__))

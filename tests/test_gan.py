@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from helpers import padded_batch
+from helpers import architectures, padded_batch, rnn_model, same_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,15 +16,22 @@ from course_utils.pruning.gan import (
     GALConfig,
     MaskedStudent,
     discriminator_loss,
+    discriminator_step,
     fold_masks,
+    gal_parts,
     kept_units,
     logit_gap,
+    mask_iterates,
     mask_prox_step,
     mask_slots,
+    mask_step,
     remove_masked_units,
     soft_threshold,
+    student_step,
     train_gal,
+    validate_masks,
 )
+from course_utils.pruning.soft_masks import frozen_copy
 from course_utils.pruning.structured import mask_hidden_units, remove_hidden_units
 from course_utils.text import make_loader
 from course_utils.train import train_model
@@ -35,35 +42,17 @@ def batch(seed=0):
 
 
 def tiny(cell="lstm", layers=1, bidirectional=False, pooling="max", hidden=4, seed=0):
-    torch.manual_seed(seed)
-    return RNNClassifier(
-        30,
-        3,
-        embed_dim=5,
-        hidden_size=hidden,
-        num_layers=layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        pooling=pooling,
-    ).eval()
-
-
-configs = dict(
-    cell=st.sampled_from(["lstm", "gru", "rnn"]),
-    layers=st.integers(1, 3),
-    bidirectional=st.booleans(),
-    pooling=st.sampled_from(["max", "mean", "last"]),
-    seed=st.integers(0, 20),
-)
+    arch = {"cell": cell, "layers": layers, "bidirectional": bidirectional, "pooling": pooling}
+    return rnn_model(30, 3, hidden=hidden, embed=5, seed=seed, **arch)
 
 
 @settings(max_examples=30, deadline=None)
-@given(**configs)
-def test_all_ones_masks_reproduce_the_teacher(cell, layers, bidirectional, pooling, seed):
-    teacher = tiny(cell, layers, bidirectional, pooling, seed=seed)
+@given(arch=architectures(max_layers=3), seed=st.integers(0, 20))
+def test_all_ones_masks_reproduce_the_teacher(arch, seed):
+    teacher = tiny(**arch, seed=seed)
     student = MaskedStudent(teacher).eval()
     tokens, lengths = batch(seed)
-    assert len(student.masks) == layers * (2 if bidirectional else 1)
+    assert len(student.masks) == arch["layers"] * (2 if arch["bidirectional"] else 1)
     assert list(student.mask_values()) == mask_slots(teacher)
     with torch.no_grad():
         assert torch.allclose(student(tokens, lengths), teacher(tokens, lengths), atol=1e-6)
@@ -73,10 +62,10 @@ def test_all_ones_masks_reproduce_the_teacher(cell, layers, bidirectional, pooli
 
 
 @settings(max_examples=30, deadline=None)
-@given(**configs)
-def test_removing_zero_masks_is_exact(cell, layers, bidirectional, pooling, seed):
+@given(arch=architectures(max_layers=3), seed=st.integers(0, 20))
+def test_removing_zero_masks_is_exact(arch, seed):
     """The physically smaller model equals the masked student at its masks."""
-    teacher = tiny(cell, layers, bidirectional, pooling, hidden=5, seed=seed)
+    teacher = tiny(**arch, hidden=5, seed=seed)
     student = MaskedStudent(teacher).eval()
     g = torch.Generator().manual_seed(seed)
     masks = {}
@@ -486,3 +475,68 @@ def test_bad_input_gets_clear_errors():
     assert mask_slots(
         RNNClassifier(30, 3, embed_dim=5, hidden_size=4, num_layers=2, bidirectional=True)
     ) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+
+
+# --- the steps of one GAL iteration ---------------------------------------------------------
+
+
+def test_a_discriminator_step_lowers_its_loss_on_the_same_logits():
+    torch.manual_seed(0)
+    config = GALConfig(d_noise=0.0, d_lr=1e-2)
+    disc = Discriminator(3, config.d_hidden)
+    optimizer = torch.optim.Adam(disc.parameters(), lr=config.d_lr)
+    teacher_logits = torch.randn(16, 3) + 2.0
+    student_logits = torch.randn(16, 3, requires_grad=True)
+    record = discriminator_step(disc, optimizer, teacher_logits, student_logits, config)
+    with torch.no_grad():
+        after = discriminator_loss(
+            disc(teacher_logits), disc(student_logits), config.label_smoothing
+        )
+    assert float(after) < record["loss"]
+    assert student_logits.grad is None, "the student's logits are detached: it does not move"
+    assert set(record) == {"loss", "real_loss", "fake_loss", "real_acc", "fake_acc"}
+
+
+def test_mask_step_takes_a_fista_step_on_the_averaged_gradient_and_resets_the_sums():
+    start = torch.tensor([1.0, 0.5, 0.05, 0.8])
+    ours = FistaMasks(
+        torch.nn.ParameterDict({"l0": torch.nn.Parameter(start.clone())}), lr=0.1, lam=0.4
+    )
+    twin = FistaMasks(
+        torch.nn.ParameterDict({"l0": torch.nn.Parameter(start.clone())}), lr=0.1, lam=0.4
+    )
+    sums = {"l0": torch.tensor([0.6, -3.0, 0.9, 0.0])}
+    mask_step(ours, sums, 3)
+    twin.step({"l0": torch.tensor([0.2, -1.0, 0.3, 0.0])})
+    assert torch.allclose(ours.current["l0"], twin.current["l0"])
+    assert torch.equal(sums["l0"], torch.zeros(4))
+
+
+def test_the_steps_run_by_hand_make_exactly_train_gals_update():
+    teacher = tiny(hidden=4)
+    tokens, lengths = batch()
+    labels = torch.tensor([0, 1, 2, 1])
+    data = [(tokens, lengths, labels)]
+    config = GALConfig(epochs=1, mask_every=1, lam=0.3, mask_lr=0.1, ce_weight=0.5, seed=3)
+    result = train_gal(teacher, data, data, config, progress=False)
+
+    torch.manual_seed(config.seed)  # what train_gal does first
+    frozen = frozen_copy(teacher)
+    net, disc, opt_w, opt_d, fista = gal_parts(frozen, config)
+    net.train()
+    with torch.no_grad():
+        t_logits = frozen(tokens, lengths)  # 1. the teacher
+    s_logits = net(tokens, lengths)  # 2. the student
+    discriminator_step(disc, opt_d, t_logits, s_logits, config)  # 3.
+    mask_grads = {k: torch.zeros_like(m) for k, m in net.masks.items()}
+    terms = student_step(net, disc, opt_w, t_logits, s_logits, labels, config, mask_grads)  # 4.
+    mask_step(fista, mask_grads, 1)  # 5.
+
+    assert same_weights(result.student.model, net.model)
+    iterates = mask_iterates(net, fista)
+    assert all(torch.equal(result.masks[slot], m) for slot, m in iterates.items())
+    assert result.history["g_ce"] == [float(terms["g_ce"].detach())] > [0.0]
+    scores = validate_masks(frozen, net, fista, data, config, {})
+    assert result.history["valid_objective"] == [scores["objective"]]
+    l1 = sum(float(m.sum()) for m in iterates.values())
+    assert scores["objective"] == config.data_weight * scores["logit_mse"] + config.lam * l1

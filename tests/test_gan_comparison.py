@@ -5,8 +5,9 @@ import copy
 import pytest
 import torch
 
+from course_utils.experiments.comparison import compare_medians, summarize
 from course_utils.experiments.gan_comparison import (
-    METHODS,
+    UNIT_METHODS,
     UnitBudget,
     adversarial_verdict,
     compare_unit_pruning,
@@ -96,22 +97,25 @@ def test_every_method_prunes_to_the_same_size_and_gets_a_row(tiny_baseline):
         taylor_batches=2,
         train_batches=3,
     )
-    for method in METHODS:
+    for method in UNIT_METHODS:
         model, scores = prune_to_units(method, tiny_baseline, budget)
         assert model.rnn.hidden_size == 3 and list(scores) == [(0, 0)], method
     models = {}
     rows = compare_unit_pruning(tiny_baseline, budget=budget, models=models, progress=False)
-    assert [r["criterion"] for r in rows] == list(METHODS)
-    assert set(models) == {(m, 0) for m in METHODS}
+    assert [r["method"] for r in rows] == list(UNIT_METHODS)
+    assert set(models) == {(m, 0) for m in UNIT_METHODS}
     assert all(m.rnn.hidden_size == 3 and not m.training for m in models.values())
     for r in rows:
         assert r["units"] == 3 and r["sparsity"] == pytest.approx(5 / 8)
         assert all(0 <= r[k] <= 1 for k in ("test_before", "test_accuracy", "valid_accuracy"))
         assert r["valid_accuracy"] >= r["valid_before"]  # the start is kept if better
-    assert len(method_summary(rows)) == len(METHODS)
+    assert len(method_summary(rows)) == len(UNIT_METHODS)
+    assert [r["method"] for r in summarize(rows, by="method")] == list(UNIT_METHODS)
     assert adversarial_verdict(rows)["verdict"] == "one seed"
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown method='pagerank'; choose from"):
         prune_to_units("pagerank", tiny_baseline, budget)
+    with pytest.raises(ValueError, match="unknown method='taylor'"):  # unstructured: no units
+        compare_unit_pruning(tiny_baseline, ["taylor"], budget)
     with pytest.raises(ValueError, match="units must be a positive int"):
         UnitBudget(units=0)
     assert "first 3 batches" in budget.describe()
@@ -135,7 +139,7 @@ def test_gal_trains_with_the_unit_budget_unless_told_not_to(tiny_baseline):
 
 def rows_for(gal, ablation):
     return [
-        {"criterion": m, "sparsity": 0.75, "seed": s, "test_accuracy": v}
+        {"method": m, "sparsity": 0.75, "seed": s, "test_accuracy": v}
         for m, values in (("gal", gal), ("gal_no_adv", ablation))
         for s, v in enumerate(values)
     ]
@@ -154,3 +158,76 @@ def test_the_verdict_follows_the_numbers():
     assert worse["verdict"] == "worse" and "no: GAL is worse" in worse["sentence"]
     with pytest.raises(ValueError, match="need both"):
         adversarial_verdict(rows_for([0.9], [])[:1])
+    assert "GAL 95.0 % (94.0-96.0), ablation 91.0 % (90.0-92.0)" in better["sentence"]
+    one = adversarial_verdict(rows_for([0.95], [0.90]))["sentence"]
+    assert "GAL 95.0 % (95.0-95.0), ablation 90.0 % (90.0-90.0)" in one  # always a range
+
+
+def test_chapter_5_rows_name_a_method_not_a_criterion():
+    rows = rows_for([0.95, 0.96, 0.94], [0.90, 0.91, 0.92])
+    assert compare_medians(rows, "gal", "gal_no_adv", by="method")[0]["verdict"] == "better"
+    assert summarize(rows, by="method")[0] == {"method": "gal", "75 %": "95.0 (94.0-96.0)"}
+    with pytest.raises(KeyError, match="criterion"):
+        summarize(rows)  # the default reads chapter 3's rows
+    with pytest.raises(ValueError, match="unknown by='name'"):
+        summarize(rows, by="name")
+    table = method_summary(
+        [{**r, "units": 32, "test_before": 0.5, "dense_test": 0.97} for r in rows]
+    )
+    assert [r["method"] for r in table] == [
+        "GAL (GAN-guided masks)",
+        "ablation: distillation + L1 masks, no D",
+    ]
+    assert table[0]["drop vs dense (points)"] == "2.0 (1.0 to 3.0)"
+
+
+def _rows(table: dict[str, list[float]]) -> list[dict]:
+    return [
+        {"method": method, "seed": seed, "sparsity": 0.75, "test_accuracy": value}
+        for method, values in table.items()
+        for seed, value in enumerate(values)
+    ]
+
+
+def test_simplest_sufficient_recommends_the_simplest_method_not_clearly_behind():
+    from course_utils.experiments.gan_comparison import simplest_sufficient
+
+    # the numbers of chapter 5's committed run (after fine-tuning)
+    rows = _rows(
+        {
+            "gal": [0.925, 0.897, 0.918],
+            "gal_no_adv": [0.897, 0.915, 0.906],
+            "group_lasso": [0.937, 0.894, 0.920],
+            "unit_magnitude": [0.923, 0.920, 0.925],
+            "unit_taylor": [0.873, 0.873, 0.913],
+        }
+    )
+    result = simplest_sufficient(rows)
+    assert result["best"] == "unit_magnitude" and result["simplest"] == "unit_magnitude"
+    assert result["verdict"] == "simplest is best"
+    assert "use it on this task" in result["sentence"]
+
+
+def test_a_clearly_better_elaborate_method_is_recommended_over_a_simple_one():
+    from course_utils.experiments.gan_comparison import simplest_sufficient
+
+    rows = _rows({"gal": [0.95, 0.96, 0.94], "unit_magnitude": [0.90, 0.91, 0.89]})
+    result = simplest_sufficient(rows)
+    assert result["verdicts"] == {"unit_magnitude": "worse"}
+    assert result["simplest"] == "gal"
+
+
+def test_when_ranges_overlap_the_simpler_method_wins_even_with_a_lower_median():
+    from course_utils.experiments.gan_comparison import simplest_sufficient
+
+    rows = _rows({"gal": [0.95, 0.91, 0.93], "unit_magnitude": [0.92, 0.90, 0.94]})
+    result = simplest_sufficient(rows)
+    assert result["best"] == "gal" and result["simplest"] == "unit_magnitude"
+    assert result["verdict"] == "simpler is as good"
+
+
+def test_one_seed_cannot_rank_methods():
+    from course_utils.experiments.gan_comparison import simplest_sufficient
+
+    result = simplest_sufficient(_rows({"gal": [0.95], "unit_magnitude": [0.90]}))
+    assert result["verdict"] == "one seed" and "cannot rank" in result["sentence"]

@@ -7,17 +7,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from course_utils.models import RNNClassifier
-from course_utils.pruning import get_masks, hidden_unit_groups, prune
-from course_utils.pruning.gradient import (
-    MovementScores,
-    RunningTaylorScores,
-    compute_scores,
-    group_slices,
-    looks_trained,
-    snip_scores,
-    taylor_group_scores,
-    taylor_scores,
-    taylor_unit_scores,
+from course_utils.pruning import (
+    get_masks,
+    gradient,
+    hidden_unit_groups,
+    magnitude_scores,
+    prune,
+    random_scores,
 )
 from course_utils.pruning.structured import select_units
 
@@ -56,11 +52,11 @@ def test_taylor_equals_the_formula_averaged_over_batches(probe_batches):
     model = Probe()
     w = model.classifier.weight.detach()
     per_batch = [(hand_gradient(model, x, y) * w).abs() for x, _, y in probe_batches]
-    scores = taylor_scores(model, probe_batches, loss_fn=probe_loss)
+    scores = gradient.taylor_scores(model, probe_batches, loss_fn=probe_loss)
     assert torch.allclose(scores["classifier.weight"], sum(per_batch) / 3, atol=1e-6)
-    two = taylor_scores(model, probe_batches, loss_fn=probe_loss, num_batches=2)
+    two = gradient.taylor_scores(model, probe_batches, loss_fn=probe_loss, num_batches=2)
     assert torch.allclose(two["classifier.weight"], (per_batch[0] + per_batch[1]) / 2, atol=1e-6)
-    ema = taylor_scores(model, probe_batches, loss_fn=probe_loss, momentum=0.9)
+    ema = gradient.taylor_scores(model, probe_batches, loss_fn=probe_loss, momentum=0.9)
     want = per_batch[0]
     for value in per_batch[1:]:
         want = 0.9 * want + 0.1 * value
@@ -74,7 +70,7 @@ def test_structured_taylor_squares_the_group_sum(probe_batches):
         "row 0": [("classifier.weight", (0,))],
         "column 2": [("classifier.weight", (slice(None), 2))],
     }
-    scores = taylor_group_scores(model, probe_batches, groups, loss_fn=probe_loss)
+    scores = gradient.taylor_group_scores(model, probe_batches, groups, loss_fn=probe_loss)
     products = [hand_gradient(model, x, y) * w for x, _, y in probe_batches]
     assert scores["row 0"] == pytest.approx(sum(float(p[0].sum()) ** 2 for p in products) / 3)
     assert scores["column 2"] == pytest.approx(sum(float(p[:, 2].sum()) ** 2 for p in products) / 3)
@@ -84,27 +80,27 @@ def test_snip_is_normalized_gw_on_one_batch(probe_batches):
     model = Probe()
     x, _, y = probe_batches[0]
     raw = (hand_gradient(model, x, y) * model.classifier.weight.detach()).abs()
-    scores = snip_scores(model, probe_batches[0], loss_fn=probe_loss)["classifier.weight"]
+    scores = gradient.snip_scores(model, probe_batches[0], loss_fn=probe_loss)["classifier.weight"]
     assert torch.allclose(scores, raw / raw.sum(), atol=1e-6)
     assert float(scores.sum()) == pytest.approx(1.0)
 
 
 def test_snip_warns_on_a_trained_model(synthetic_batch):
     fresh = RNNClassifier(40, 3, embed_dim=6, hidden_size=5)
-    assert not looks_trained(fresh)
+    assert not gradient.looks_trained(fresh)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        snip_scores(fresh, synthetic_batch)
+        gradient.snip_scores(fresh, synthetic_batch)
     with torch.no_grad():
         fresh.rnn.weight_hh_l0[0, 0] = 2.0  # outside U(±1/√5): as after training
-    assert looks_trained(fresh)
+    assert gradient.looks_trained(fresh)
     with pytest.warns(UserWarning, match="looks trained"):
-        snip_scores(fresh, synthetic_batch)
+        gradient.snip_scores(fresh, synthetic_batch)
 
 
 def test_movement_accumulates_minus_gradient_times_weight():
     model = Probe()
-    tracker = MovementScores(model, lr=0.5)
+    tracker = gradient.MovementScores(model, lr=0.5)
     w = model.classifier.weight
     grads = [torch.randn_like(w), torch.randn_like(w)]
     want = torch.zeros_like(w)
@@ -123,25 +119,19 @@ def test_movement_accumulates_minus_gradient_times_weight():
 def test_gradient_criteria_without_data_give_clear_errors():
     model = RNNClassifier(40, 3, embed_dim=6, hidden_size=5)
     with pytest.raises(ValueError, match="taylor criterion needs gradients"):
-        taylor_scores(model)
+        gradient.taylor_scores(model)
     with pytest.raises(ValueError, match="snip criterion needs gradients"):
-        snip_scores(model)
-    with pytest.raises(ValueError, match="taylor criterion needs gradients"):
-        compute_scores(model, "taylor")
-    with pytest.raises(ValueError, match="MovementScores"):
-        compute_scores(model, "movement")
-    with pytest.raises(ValueError, match="criterion='hessian'"):
-        compute_scores(model, "hessian")
+        gradient.snip_scores(model)
     with pytest.raises(ValueError, match="no steps"):
-        MovementScores(model).scores()
+        gradient.MovementScores(model).scores()
     with pytest.raises(ValueError, match="num_batches"):
-        taylor_scores(model, [()], num_batches=0)
+        gradient.taylor_scores(model, [()], num_batches=0)
     with pytest.raises(ValueError, match="momentum"):
-        taylor_scores(model, [()], momentum=1.0)
+        gradient.taylor_scores(model, [()], momentum=1.0)
     with pytest.raises(ValueError, match="tensor name 'rnn.weight_xx'"):
-        taylor_scores(model, [()], names=["rnn.weight_xx"])
+        gradient.taylor_scores(model, [()], names=["rnn.weight_xx"])
     with pytest.raises(ValueError, match="has no gradient"):
-        MovementScores(model)(model, 0)
+        gradient.MovementScores(model)(model, 0)
 
 
 @pytest.fixture
@@ -174,13 +164,23 @@ def test_every_criterion_hits_the_requested_sparsity_exactly(
         40, 3, embed_dim=6, hidden_size=5, num_layers=layers, cell=cell, bidirectional=bidirectional
     )
     if criterion in ("movement", "running_taylor"):  # hooks: score after a backward pass
-        tracker = MovementScores(model) if criterion == "movement" else RunningTaylorScores(model)
+        tracker = (
+            gradient.MovementScores(model)
+            if criterion == "movement"
+            else gradient.RunningTaylorScores(model)
+        )
         nn.functional.cross_entropy(model(batch[0], batch[1]), batch[2]).backward()
         tracker(model, 0)
         scores = tracker.scores()
         assert all(torch.isfinite(s).all() for s in scores.values())
+    elif criterion == "taylor":
+        scores = gradient.taylor_scores(model, [batch])
+    elif criterion == "snip":
+        scores = gradient.snip_scores(model, batch)
+    elif criterion == "random":
+        scores = random_scores(model, seed=0)
     else:
-        scores = compute_scores(model, criterion, data=[batch])
+        scores = magnitude_scores(model)
     names = list(scores)
     assert names[0] == "embedding.weight" and any("reverse" in n for n in names) == bidirectional
     prune(model, sparsity, scores=scores, scope=scope, include_embedding=True)
@@ -199,7 +199,7 @@ def test_every_criterion_hits_the_requested_sparsity_exactly(
 
 def test_running_taylor_is_an_ema_of_abs_gradient_times_weight():
     model = Probe()
-    tracker = RunningTaylorScores(model, momentum=0.8)
+    tracker = gradient.RunningTaylorScores(model, momentum=0.8)
     w = model.classifier.weight
     grads = [torch.randn_like(w) for _ in range(3)]
     want = None
@@ -211,9 +211,9 @@ def test_running_taylor_is_an_ema_of_abs_gradient_times_weight():
     assert torch.allclose(tracker.scores()["classifier.weight"], want)
     assert tracker.steps == 3
     with pytest.raises(ValueError, match="momentum must be in"):
-        RunningTaylorScores(model, momentum=1.0)
+        gradient.RunningTaylorScores(model, momentum=1.0)
     with pytest.raises(ValueError, match="no steps"):
-        RunningTaylorScores(model).scores()
+        gradient.RunningTaylorScores(model).scores()
 
 
 # --- structured Taylor over chapter 4's ISS groups ------------------------------------
@@ -269,7 +269,7 @@ def test_unit_taylor_squares_the_sum_over_exactly_the_iss_group(
         bidirectional=bidirectional,
     )
     batches = [synthetic_batch, tuple(x.flip(0) for x in synthetic_batch)]
-    scores = taylor_unit_scores(model, batches)
+    scores = gradient.taylor_unit_scores(model, batches)
     params = dict(model.named_parameters())
     products = []
     for batch in batches:
@@ -286,16 +286,16 @@ def test_unit_taylor_squares_the_sum_over_exactly_the_iss_group(
             entries = iss_entries(model, layer, direction, k)
             want = sum(float(sum(p[n][i] for n, i in entries)) ** 2 for p in products) / 2
             assert float(values[k]) == pytest.approx(want, rel=1e-4, abs=1e-10)
-    # the adapter gives taylor_group_scores the same groups, counted once per entry
+    # the adapter gives gradient.taylor_group_scores the same groups, counted once per entry
     groups = hidden_unit_groups(model)
-    by_key = taylor_group_scores(model, batches, groups)
+    by_key = gradient.taylor_group_scores(model, batches, groups)
     for (_, layer, direction, k), value in by_key.items():
         assert value == pytest.approx(float(scores[(layer, direction)][k]), rel=1e-4, abs=1e-10)
 
 
 def test_group_slices_mark_each_entry_once():
     model = RNNClassifier(40, 3, embed_dim=4, hidden_size=3)
-    slices = group_slices(hidden_unit_groups(model))
+    slices = gradient.group_slices(hidden_unit_groups(model))
     entries = iss_entries(model, 0, 0, 1)
     marked = {
         (name, int(i))
@@ -304,19 +304,19 @@ def test_group_slices_mark_each_entry_once():
     }
     assert marked == entries
     with pytest.raises(TypeError, match="GroupSet"):
-        group_slices({"unit": []})
+        gradient.group_slices({"unit": []})
     with pytest.raises(TypeError, match="GroupSet"):
-        taylor_unit_scores(model, [()], groups={"unit": []})
+        gradient.taylor_unit_scores(model, [()], groups={"unit": []})
     other = RNNClassifier(40, 3, embed_dim=4, hidden_size=4)
     with pytest.raises(ValueError, match="another model"):
-        taylor_unit_scores(model, [()], groups=hidden_unit_groups(other))
+        gradient.taylor_unit_scores(model, [()], groups=hidden_unit_groups(other))
     with pytest.raises(ValueError, match="taylor criterion needs gradients"):
-        taylor_unit_scores(model)
+        gradient.taylor_unit_scores(model)
 
 
 def test_unit_taylor_plugs_into_structured_selection(synthetic_batch):
     model = RNNClassifier(40, 3, embed_dim=4, hidden_size=6, num_layers=2, cell="gru")
-    scores = taylor_unit_scores(model, [synthetic_batch])
+    scores = gradient.taylor_unit_scores(model, [synthetic_batch])
     keep = select_units(scores, 2)
     for slot, kept in keep.items():
         assert set(kept.tolist()) == set(torch.topk(scores[slot], 2).indices.tolist())
@@ -346,3 +346,27 @@ def test_chapter_3_checks_accept_right_and_reject_wrong_answers():
     assert not exercises.check_movement_update(lambda s, w, g, lr: s + lr * (g * w).abs())
     assert "expected a function" in exercises.check_jaccard(42).message
     assert not exercises.check_jaccard(42)
+
+
+class DropoutProbe(Probe):
+    """The probe with dropout on its features: gradients differ between train and eval."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.9)
+
+
+def dropout_probe_loss(model, batch):
+    features, _, labels = batch
+    return nn.functional.cross_entropy(model.classifier(model.drop(features)), labels)
+
+
+def test_batch_gradients_reads_the_first_batches_with_dropout_off(probe_batches):
+    model = DropoutProbe().train()
+    params = {"classifier.weight": model.classifier.weight}
+    grads = list(
+        gradient.batch_gradients(model, probe_batches, params, dropout_probe_loss, num_batches=2)
+    )
+    assert len(grads) == 2 and model.training, "two batches, and the model's mode is back"
+    for (x, _, y), g in zip(probe_batches, grads, strict=False):
+        assert torch.allclose(g["classifier.weight"], hand_gradient(model, x, y), atol=1e-6)

@@ -636,20 +636,20 @@ def test_gal_refuses_labels_out_of_range(task, batch):
 # --- 5. NaN weights are reported, not averaged into an accuracy --------------------------
 
 
-def test_evaluate_refuses_nan_logits_and_names_the_corrupt_weights(task):
+@pytest.mark.parametrize(
+    ("tensor", "run", "message"),
+    [
+        ("embedding.weight", evaluate, r"logits contain NaN.*\['embedding.weight'\]"),
+        ("classifier.bias", predict, r"\['classifier.bias'\].*corrupt"),
+    ],
+    ids=["evaluate", "predict"],
+)
+def test_nan_logits_are_refused_and_the_corrupt_weights_named(task, tensor, run, message):
     model, (_, valid_loader) = task
     with torch.no_grad():
-        model.embedding.weight.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match=r"logits contain NaN.*\['embedding.weight'\]"):
-        evaluate(model, valid_loader)
-
-
-def test_predict_refuses_nan_logits(task):
-    model, (_, valid_loader) = task
-    with torch.no_grad():
-        model.classifier.bias.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match=r"\['classifier.bias'\].*corrupt"):
-        predict(model, valid_loader)
+        model.get_parameter(tensor).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=message):
+        run(model, valid_loader)
 
 
 # --- 6. pareto_front with NaN --------------------------------------------------------------
@@ -924,40 +924,37 @@ def rewrite_checkpoint(path: pathlib.Path, change, *, resign: bool = True) -> No
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + body)
 
 
-def test_checkpoint_whose_header_lies_about_a_shape_is_refused(tmp_path):
+def lie_about_a_shape(header):  # 300,000 rows of the classifier, in the bytes of 4
+    header["classifier.weight"]["shape"] = [300_000, 6]
+
+
+def transpose_a_shape(header):  # the same bytes, read as (6, 4) instead of (4, 6)
+    header["classifier.weight"]["shape"] = [6, 4]
+
+
+def ask_for_a_huge_vocabulary(header):
+    config = json.loads(header["__metadata__"]["config"])
+    header["__metadata__"]["config"] = json.dumps({**config, "vocab_size": 10**12})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lie_about_a_shape, r"declares shape \[300000, 6\] of F32"),
+        (transpose_a_shape, r"'classifier.weight' has shape \[6, 4\].*\[4, 6\]"),
+        (ask_for_a_huge_vocabulary, r"vocab_size=1000000000000 .*at most 1000000"),
+    ],
+    ids=[
+        "header_lies_about_a_shape",
+        "shapes_do_not_fit_its_config",
+        "huge_config_refused_before_allocating",
+    ],
+)
+def test_checkpoint_whose_header_was_edited_and_resigned_is_refused(tmp_path, change, message):
     path = tmp_path / "model.safetensors"
     save_checkpoint(path, small_model())
-
-    def lie(header):  # 300,000 rows of the classifier, in the bytes of 4
-        header["classifier.weight"]["shape"] = [300_000, 6]
-
-    rewrite_checkpoint(path, lie)
-    with pytest.raises(CheckpointError, match=r"declares shape \[300000, 6\] of F32"):
-        load_checkpoint(path)
-
-
-def test_checkpoint_whose_shapes_do_not_fit_its_config_is_refused(tmp_path):
-    path = tmp_path / "model.safetensors"
-    save_checkpoint(path, small_model())
-
-    def transpose(header):  # the same bytes, read as (6, 4) instead of (4, 6)
-        header["classifier.weight"]["shape"] = [6, 4]
-
-    rewrite_checkpoint(path, transpose)
-    with pytest.raises(CheckpointError, match=r"'classifier.weight' has shape \[6, 4\].*\[4, 6\]"):
-        load_checkpoint(path)
-
-
-def test_checkpoint_with_a_huge_config_is_refused_before_allocating(tmp_path):
-    path = tmp_path / "model.safetensors"
-    save_checkpoint(path, small_model())
-
-    def huge(header):
-        config = json.loads(header["__metadata__"]["config"])
-        header["__metadata__"]["config"] = json.dumps({**config, "vocab_size": 10**12})
-
-    rewrite_checkpoint(path, huge)
-    with pytest.raises(CheckpointError, match=r"vocab_size=1000000000000 .*at most 1000000"):
+    rewrite_checkpoint(path, change)
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
 
 

@@ -1,6 +1,7 @@
 """Magnitude pruning against torch.nn.utils.prune (the oracle), exact counts, bad input."""
 
 import copy
+import importlib
 import math
 
 import pytest
@@ -9,23 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn.utils import prune as torch_prune
 
-from course_utils.masking import _owner
-from course_utils.measure import num_threads
+from course_utils import pruning
 from course_utils.models import RNNClassifier
 from course_utils.pruning import (
     get_masks,
     magnitude_scores,
     prunable_parameters,
     prune,
+    pruned_names,
+    pruned_sparsity,
     random_scores,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a shared machine."""
-    with num_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 configs = st.fixed_dictionaries(
@@ -63,11 +60,17 @@ def relative(weight):
     return w / w.pow(2).mean().sqrt()
 
 
+def owner_of(model, name):
+    """``(module, attribute)`` holding the parameter ``name``: what torch_prune takes."""
+    path, _, attr = name.rpartition(".")
+    return model.get_submodule(path), attr
+
+
 def torch_masks(model, names):
     """The masks torch.nn.utils.prune left on ``model`` (buffers ``<attr>_mask``)."""
     masks = {}
     for name in names:
-        owner, attr = _owner(model, name)
+        owner, attr = owner_of(model, name)
         masks[name] = getattr(owner, attr + "_mask").bool()
     return masks
 
@@ -80,7 +83,7 @@ def test_layerwise_masks_equal_torch_l1_unstructured(config, sparsity, seed):
     masks = prune(ours, sparsity, scope="layerwise", include_embedding=True)
     theirs = copy.deepcopy(model)
     for name in prunable_parameters(model):
-        owner, attr = _owner(theirs, name)
+        owner, attr = owner_of(theirs, name)
         torch_prune.l1_unstructured(owner, attr, amount=sparsity)
     expected = torch_masks(theirs, list(prunable_parameters(model)))
     assert masks.keys() == expected.keys()
@@ -103,7 +106,7 @@ def test_global_masks_equal_torch_global_unstructured(config, sparsity, seed, in
     theirs = copy.deepcopy(model)
     names = list(prunable_parameters(model, include_embedding=include_embedding))
     torch_prune.global_unstructured(
-        [_owner(theirs, n) for n in names],
+        [owner_of(theirs, n) for n in names],
         pruning_method=torch_prune.L1Unstructured,
         amount=sparsity,
     )
@@ -272,3 +275,52 @@ def test_exact_sparsity_on_the_real_shapes():
             s,
             abs_tol=1e-4,
         )
+
+
+def test_pruned_names_default_to_the_weight_matrices_and_check_the_ones_given(tiny_model):
+    assert pruned_names(tiny_model) == list(
+        prunable_parameters(tiny_model, include_embedding=False)
+    )
+    assert pruned_names(tiny_model, include_embedding=True)[0] == "embedding.weight"
+    assert pruned_names(tiny_model, names=("classifier.weight",)) == ["classifier.weight"]
+    with pytest.raises(ValueError, match="names is empty"):
+        pruned_names(tiny_model, names=[])
+    with pytest.raises(ValueError, match="does not exist"):
+        pruned_names(tiny_model, names=["rnn.nope"])
+    prune(tiny_model, 0.25, names=["classifier.weight"])
+    weight = tiny_model.classifier.weight
+    assert pruned_sparsity(tiny_model, ["classifier.weight"]) == round(0.25 * weight.numel()) / (
+        weight.numel()
+    )
+
+
+FLAT_MODULES = [
+    "masking",
+    "pruning.selection",
+    "pruning.magnitude",
+    "pruning.finetune",
+    "pruning.schedules",
+    "pruning.lottery",
+    "pruning.sensitivity",
+    "pruning.gradient",
+    "pruning.criteria",
+    "pruning.groups",
+    "pruning.regularization",
+    "pruning.structured",
+]
+
+
+def test_the_package_holds_every_public_name_of_chapters_2_to_4_and_not_chapter_5s():
+    # the rule of course_utils/pruning/__init__.py: chapters 2-4 flat, chapter 5 as modules
+    for module_name in FLAT_MODULES:
+        module = importlib.import_module(f"course_utils.{module_name}")
+        for name in module.__all__:
+            if name.isupper():  # registries and defaults stay in their module
+                continue
+            assert name in pruning.__all__, f"{module_name}.{name} is not in pruning.__all__"
+            assert getattr(pruning, name) is getattr(module, name), name
+    assert all(hasattr(pruning, name) for name in pruning.__all__)
+    for module_name in ("gan", "soft_masks", "data_free"):
+        module = importlib.import_module(f"course_utils.pruning.{module_name}")
+        flattened = (set(module.__all__) - {"soft_threshold"}) & set(pruning.__all__)
+        assert not flattened, f"chapter 5's {module_name} names in pruning: {flattened}"

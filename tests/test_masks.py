@@ -11,7 +11,6 @@ from helpers import same_weights
 from torch import nn
 
 from course_utils.checkpoints import load_checkpoint, save_checkpoint
-from course_utils.measure import num_threads
 from course_utils.models import RNNClassifier
 from course_utils.pruning import (
     apply_masks,
@@ -31,12 +30,7 @@ from course_utils.pruning import (
 from course_utils.text import make_loader
 from course_utils.train import train_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a shared machine."""
-    with num_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 CONTIGUOUS_WARNING = "contiguous chunk of memory"

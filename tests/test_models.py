@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import architectures, rnn_model
 from helpers import padded_batch as batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,28 +31,13 @@ def test_output_shape_and_config_roundtrip(cell, pooling, bidirectional):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    cell=st.sampled_from(sorted(CELLS)),
-    pooling=st.sampled_from(POOLINGS),
-    bidirectional=st.booleans(),
-    num_layers=st.integers(1, 2),
+    shape=architectures(max_layers=2),
     lengths=st.lists(st.integers(1, 9), min_size=1, max_size=5),
     extra_padding=st.integers(0, 4),
     seed=st.integers(0, 50),
 )
-def test_padding_never_leaks_into_the_output(
-    cell, pooling, bidirectional, num_layers, lengths, extra_padding, seed
-):
-    torch.manual_seed(seed)
-    model = RNNClassifier(
-        30,
-        3,
-        embed_dim=4,
-        hidden_size=3,
-        num_layers=num_layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        pooling=pooling,
-    ).eval()
+def test_padding_never_leaks_into_the_output(shape, lengths, extra_padding, seed):
+    model = rnn_model(30, 3, hidden=3, embed=4, seed=seed, **shape)
     tokens, lens = batch(lengths=lengths, seed=seed)
     tokens = torch.nn.functional.pad(tokens, (0, extra_padding), value=0)
     # garbage in the padding must change nothing

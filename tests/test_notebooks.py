@@ -5,11 +5,10 @@ Execution itself is checked by nbval (``make test`` runs ``pytest --nbval-lax``)
 
 import ast
 import re
-from pathlib import Path
 
 import pytest
+from helpers import NOTEBOOKS, ROOT, code_cells, is_solution, solutions_and_checks
 from notebook_tools import (
-    SOLUTION_TAG,
     cell_source,
     hygiene_problems,
     make_student_notebook,
@@ -19,13 +18,6 @@ from notebook_tools import (
 )
 
 from course_utils import exercises
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-
-
-def code_cells(nb):
-    return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
 def test_there_are_chapter_notebooks():
@@ -60,15 +52,8 @@ def test_notebook_needs_no_network_and_no_hard_coded_cuda(path):
 
 def exercise_pairs(nb):
     """(setup source, solution source, check expression) for every solution cell."""
-    cells = code_cells(nb)
-    setup = cell_source(cells[0])
-    pairs = []
-    for i, cell in enumerate(cells):
-        if SOLUTION_TAG not in cell.get("metadata", {}).get("tags", []):
-            continue
-        check = next(cell_source(c) for c in cells[i + 1 :] if "exercises.check_" in cell_source(c))
-        pairs.append((setup, cell_source(cell), check))
-    return pairs
+    setup = cell_source(code_cells(nb)[0])
+    return [(setup, cell_source(s), cell_source(c)) for s, c in solutions_and_checks(nb)]
 
 
 def run_check(setup, solution, check):
@@ -135,7 +120,7 @@ def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
         student = make_student_notebook(original)
         assert all(not c["outputs"] and c["execution_count"] is None for c in code_cells(student))
         for before, after in zip(code_cells(original), code_cells(student), strict=True):
-            if SOLUTION_TAG in before.get("metadata", {}).get("tags", []):
+            if is_solution(before):
                 assert "raise NotImplementedError" in cell_source(after)
             else:
                 assert cell_source(after) == cell_source(before)
@@ -144,7 +129,7 @@ def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
 def solution_functions(nb) -> set[str]:
     names = set()
     for cell in code_cells(nb):
-        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+        if is_solution(cell):
             tree = ast.parse(cell_source(cell))
             names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     return names
@@ -157,7 +142,7 @@ def test_no_cell_calls_an_exercise_function_except_through_yours_or_reference(pa
     nb = read_notebook(path)
     names = solution_functions(nb)
     for i, cell in enumerate(code_cells(nb)):
-        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+        if is_solution(cell):
             continue
         calls = {
             node.func.id
@@ -170,7 +155,7 @@ def test_no_cell_calls_an_exercise_function_except_through_yours_or_reference(pa
 def demo_choices(nb):
     """(setup, solution sources, the ``yours_or_reference(...)`` call) of every demo cell."""
     cells = code_cells(nb)
-    solutions = [cell_source(c) for c in cells if SOLUTION_TAG in c["metadata"].get("tags", [])]
+    solutions = [cell_source(c) for c in cells if is_solution(c)]
     choices = []
     for cell in cells:
         for node in ast.walk(ast.parse(cell_source(cell))):

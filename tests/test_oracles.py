@@ -180,35 +180,24 @@ LAB_TENSOR = [
 ]
 
 
-def test_fine_grained_prune_at_75_percent_keeps_the_labs_six_weights():
-    m = linear_with(LAB_TENSOR)
-    mask = prune(m, 0.75)["weight"]
-    expected = as_mask(
-        [
-            [1, 1, 0, 0, 0],
-            [0, 1, 0, 0, 0],
-            [0, 0, 0, 0, 0],
-            [0, 1, 0, 0, 0],
-            [1, 0, 0, 0, 1],
-        ]
-    )
-    assert torch.equal(mask, expected)
-    assert int((m.weight == 0).sum()) == 19  # round(0.75 * 25) = 19 zeros, 6 kept
-    assert torch.equal(m.weight[mask], torch.tensor([-0.46, -0.40, 0.40, 0.41, 0.48, 0.45]))
+# the lab's expected masks, one row of the 5x5 mask per word (1 = kept)
+LAB_AT_75_PERCENT = "11000 01000 00000 01000 10001"  # round(0.75 * 25) = 19 zeros, 6 kept
+LAB_TEN_NONZEROS = "11101 01000 00100 01000 10101"  # the lab's second question: keep 10
 
 
-def test_fine_grained_prune_to_ten_nonzeros_is_sparsity_0_6():
-    # the lab's second question: keep 10 of the 25 weights
+@pytest.mark.parametrize(
+    ("sparsity", "kept", "values"),
+    [
+        (0.75, LAB_AT_75_PERCENT, [-0.46, -0.40, 0.40, 0.41, 0.48, 0.45]),
+        (0.6, LAB_TEN_NONZEROS, [-0.46, -0.40, 0.39, 0.37, 0.40, 0.36, 0.41, 0.48, -0.36, 0.45]),
+    ],
+    ids=["75_percent_keeps_the_labs_six_weights", "ten_nonzeros_is_sparsity_0_6"],
+)
+def test_fine_grained_prune_gives_the_labs_masks(sparsity, kept, values):
     m = linear_with(LAB_TENSOR)
-    mask = prune(m, 0.6)["weight"]
-    expected = as_mask(
-        [
-            [1, 1, 1, 0, 1],
-            [0, 1, 0, 0, 0],
-            [0, 0, 1, 0, 0],
-            [0, 1, 0, 0, 0],
-            [1, 0, 1, 0, 1],
-        ]
-    )
+    mask = prune(m, sparsity)["weight"]
+    expected = torch.tensor([[bit == "1" for bit in row] for row in kept.split()])
     assert torch.equal(mask, expected)
-    assert int(torch.count_nonzero(m.weight)) == 10
+    assert int((m.weight == 0).sum()) == 25 - len(values)
+    assert int(torch.count_nonzero(m.weight)) == len(values)
+    assert torch.equal(m.weight[mask], torch.tensor(values))

@@ -2,42 +2,19 @@
 
 import pytest
 import torch
+from helpers import architectures, rnn_model
 from helpers import padded_batch as batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from course_utils.models import RNNClassifier
-from course_utils.pruning.regularization import (
-    Group,
-    GroupSet,
-    Slice,
-    embedding_dim_groups,
-    group_lasso_penalty,
-    group_norms,
-    hidden_unit_groups,
-    l1_penalty,
-    l2_penalty,
-    proximal_group_lasso,
-    proximal_l1,
-    regularized_loss,
-    soft_threshold,
-    train_group_lasso,
-    zero_groups_below,
-)
+from course_utils.pruning import regularization
 
 
 def small_model(cell="lstm", layers=2, bidirectional=True, hidden=4, embed=3, pooling="max"):
-    return RNNClassifier(
-        30,
-        3,
-        embed_dim=embed,
-        hidden_size=hidden,
-        num_layers=layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        pooling=pooling,
-    ).eval()
+    arch = {"cell": cell, "layers": layers, "bidirectional": bidirectional, "pooling": pooling}
+    return rnn_model(30, 3, hidden=hidden, embed=embed, **arch)
 
 
 # --- element-wise penalties ----------------------------------------------------------------
@@ -46,14 +23,16 @@ def small_model(cell="lstm", layers=2, bidirectional=True, hidden=4, embed=3, po
 def test_l1_and_l2_penalties_sum_the_weight_matrices_but_not_embedding_or_biases():
     model = small_model()
     weights = [p for n, p in model.named_parameters() if "weight" in n and "embedding" not in n]
-    assert torch.allclose(l1_penalty(model), sum(p.abs().sum() for p in weights))
-    assert torch.allclose(l2_penalty(model), sum(p.pow(2).sum() for p in weights))
+    assert torch.allclose(regularization.l1_penalty(model), sum(p.abs().sum() for p in weights))
+    assert torch.allclose(regularization.l2_penalty(model), sum(p.pow(2).sum() for p in weights))
     only = ["classifier.weight"]
-    assert torch.allclose(l1_penalty(model, only), model.classifier.weight.abs().sum())
+    assert torch.allclose(
+        regularization.l1_penalty(model, only), model.classifier.weight.abs().sum()
+    )
     with pytest.raises(ValueError, match="names"):
-        l1_penalty(model, [])
+        regularization.l1_penalty(model, [])
     with pytest.raises(ValueError, match="does not exist"):
-        l2_penalty(model, ["rnn.nope"])
+        regularization.l2_penalty(model, ["rnn.nope"])
 
 
 @given(
@@ -63,7 +42,7 @@ def test_l1_and_l2_penalties_sum_the_weight_matrices_but_not_embedding_or_biases
 @settings(max_examples=60, deadline=None)
 def test_soft_threshold_is_the_l1_proximal_operator(values, threshold):
     v = torch.tensor(values, dtype=torch.float64)
-    w = soft_threshold(v, threshold)
+    w = regularization.soft_threshold(v, threshold)
     # formula, and exact zeros inside the threshold
     want = torch.sign(v) * torch.clamp(v.abs() - threshold, min=0)
     assert torch.equal(w, want)
@@ -79,36 +58,36 @@ def test_soft_threshold_is_the_l1_proximal_operator(values, threshold):
 
 def test_soft_threshold_rejects_a_negative_threshold():
     with pytest.raises(ValueError, match="threshold"):
-        soft_threshold(torch.ones(3), -0.1)
+        regularization.soft_threshold(torch.ones(3), -0.1)
 
 
 def test_proximal_l1_hook_soft_thresholds_by_lr_times_lambda():
     model = small_model()
     before = model.classifier.weight.detach().clone()
     emb = model.embedding.weight.detach().clone()
-    proximal_l1(0.5, 0.2)(model, 0)
-    assert torch.equal(model.classifier.weight, soft_threshold(before, 0.1))
+    regularization.proximal_l1(0.5, 0.2)(model, 0)
+    assert torch.equal(model.classifier.weight, regularization.soft_threshold(before, 0.1))
     assert torch.equal(model.embedding.weight, emb), "the embedding is not penalised by default"
     with pytest.raises(ValueError, match="lam"):
-        proximal_l1(-1.0, 0.1)
+        regularization.proximal_l1(-1.0, 0.1)
     with pytest.raises(ValueError, match="lr"):
-        proximal_l1(1.0, 0.0)
+        regularization.proximal_l1(1.0, 0.0)
 
 
 def test_regularized_loss_adds_lambda_times_penalty():
     model = small_model()
     tokens, lengths = batch()
     labels = torch.tensor([0, 1, 2, 0])
-    groups = hidden_unit_groups(model)
-    loss = regularized_loss(groups.penalty, 0.3)(model, (tokens, lengths, labels))
+    groups = regularization.hidden_unit_groups(model)
+    loss = regularization.regularized_loss(groups.penalty, 0.3)(model, (tokens, lengths, labels))
     ce = nn.functional.cross_entropy(model(tokens, lengths), labels)
     assert torch.allclose(loss, ce + 0.3 * groups.norms(model).sum())
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     with pytest.raises(ValueError, match="lam"):
-        regularized_loss(l1_penalty, -0.01)
+        regularization.regularized_loss(regularization.l1_penalty, -0.01)
     with pytest.raises(TypeError, match="penalty"):
-        regularized_loss(3.0, 0.1)
+        regularization.regularized_loss(3.0, 0.1)
 
 
 # --- group lasso ------------------------------------------------------------------------
@@ -116,9 +95,9 @@ def test_regularized_loss_adds_lambda_times_penalty():
 
 def test_group_penalty_has_a_finite_zero_subgradient_at_a_zero_group():
     model = small_model()
-    groups = hidden_unit_groups(model)
+    groups = regularization.hidden_unit_groups(model)
     groups.zero_(model, torch.arange(len(groups)) < 3)
-    group_lasso_penalty(model, groups).backward()
+    regularization.group_lasso_penalty(model, groups).backward()
     for p in model.parameters():
         assert p.grad is None or torch.isfinite(p.grad).all()
     assert torch.all(groups.norms(model)[:3] == 0)
@@ -126,7 +105,7 @@ def test_group_penalty_has_a_finite_zero_subgradient_at_a_zero_group():
 
 def test_group_shrink_matches_the_closed_form_on_disjoint_groups():
     model = small_model(bidirectional=False, layers=1, embed=5)
-    groups = embedding_dim_groups(model)  # columns of two matrices: disjoint groups
+    groups = regularization.embedding_dim_groups(model)  # columns of two matrices: disjoint groups
     params = {n: p.detach() for n, p in model.named_parameters()}
     norms = torch.stack(
         [
@@ -134,23 +113,27 @@ def test_group_shrink_matches_the_closed_form_on_disjoint_groups():
             for j in range(len(groups))
         ]
     )
-    assert torch.allclose(group_norms(model, groups), norms)
+    assert torch.allclose(regularization.group_norms(model, groups), norms)
     threshold = float(norms.median())
     before = {n: p.detach().clone() for n, p in params.items()}
-    proximal_group_lasso(groups, lam=threshold / 0.1, lr=0.1)(model, 0)
+    regularization.proximal_group_lasso(groups, lam=threshold / 0.1, lr=0.1)(model, 0)
     params = dict(model.named_parameters())
     for j in range(len(groups)):
         factor = max(0.0, 1 - threshold / float(norms[j]))
         for name, mask in groups.element_masks(j).items():
             assert torch.allclose(params[name][mask], before[name][mask] * factor, atol=1e-6)
-    shrunk = group_norms(model, groups)
+    shrunk = regularization.group_norms(model, groups)
     assert torch.all(shrunk[norms <= threshold] == 0) and torch.all(shrunk[norms > threshold] > 0)
 
 
 def test_group_shrink_is_the_proximal_operator_of_one_group():
     # one group: w* = argmin 0.5||w - v||^2 + t ||w||; check against perturbations
     lin = nn.Linear(4, 3)
-    groups = GroupSet([Group(("all",), (Slice("weight", 0, (0, 1, 2)),))], 3, {"weight": (3, 4)})
+    groups = regularization.GroupSet(
+        [regularization.Group(("all",), (regularization.Slice("weight", 0, (0, 1, 2)),))],
+        3,
+        {"weight": (3, 4)},
+    )
     v = lin.weight.detach().clone()
     t = 0.3 * float(v.norm())
     groups.shrink_(lin, t)
@@ -166,7 +149,7 @@ def test_group_shrink_is_the_proximal_operator_of_one_group():
 
 def test_overlapping_groups_zero_below_threshold_and_each_weight_takes_every_factor():
     model = small_model(layers=1, bidirectional=False)
-    groups = hidden_unit_groups(model)
+    groups = regularization.hidden_unit_groups(model)
     H = model.rnn.hidden_size
     norms = groups.norms(model)
     threshold = float(torch.sort(norms).values[1])  # the two smallest groups die
@@ -182,14 +165,14 @@ def test_overlapping_groups_zero_below_threshold_and_each_weight_takes_every_fac
 
 def test_zero_groups_below_and_bad_lambda():
     model = small_model()
-    groups = hidden_unit_groups(model)
+    groups = regularization.hidden_unit_groups(model)
     norms = groups.norms(model)
     tol = float(torch.sort(norms).values[4])
-    assert zero_groups_below(model, groups, tol) == 5
+    assert regularization.zero_groups_below(model, groups, tol) == 5
     with pytest.raises(ValueError, match="lam"):
-        proximal_group_lasso(groups, -1e-3, 0.1)
+        regularization.proximal_group_lasso(groups, -1e-3, 0.1)
     with pytest.raises(TypeError, match="groups"):
-        proximal_group_lasso("units", 1e-3, 0.1)
+        regularization.proximal_group_lasso("units", 1e-3, 0.1)
     with pytest.raises(ValueError, match="does not match"):
         groups.norms(small_model(hidden=5))
 
@@ -200,22 +183,22 @@ def test_zero_groups_below_and_bad_lambda():
 def test_iss_group_of_a_bidirectional_two_layer_lstm_unit_by_hand():
     H, k = 4, 1
     model = small_model("lstm", layers=2, bidirectional=True, hidden=H)
-    groups = hidden_unit_groups(model)
+    groups = regularization.hidden_unit_groups(model)
     assert len(groups) == 2 * 2 * H and groups.slots() == [(0, 0), (0, 1), (1, 0), (1, 1)]
     group = groups.groups[groups.keys.index(("unit", 0, 1, k))]  # layer 0, backward
     rows = (k, H + k, 2 * H + k, 3 * H + k)
     want = {
-        Slice("rnn.weight_ih_l0_reverse", 0, rows),
-        Slice("rnn.weight_hh_l0_reverse", 0, rows),
-        Slice("rnn.bias_ih_l0_reverse", 0, rows),
-        Slice("rnn.bias_hh_l0_reverse", 0, rows),
-        Slice("rnn.weight_hh_l0_reverse", 1, (k,), True),
-        Slice("rnn.weight_ih_l1", 1, (H + k,), True),
-        Slice("rnn.weight_ih_l1_reverse", 1, (H + k,), True),
+        regularization.Slice("rnn.weight_ih_l0_reverse", 0, rows),
+        regularization.Slice("rnn.weight_hh_l0_reverse", 0, rows),
+        regularization.Slice("rnn.bias_ih_l0_reverse", 0, rows),
+        regularization.Slice("rnn.bias_hh_l0_reverse", 0, rows),
+        regularization.Slice("rnn.weight_hh_l0_reverse", 1, (k,), True),
+        regularization.Slice("rnn.weight_ih_l1", 1, (H + k,), True),
+        regularization.Slice("rnn.weight_ih_l1_reverse", 1, (H + k,), True),
     }
     assert set(group.slices) == want
     last = groups.groups[groups.keys.index(("unit", 1, 1, k))]
-    assert Slice("classifier.weight", 1, (H + k,), True) in last.slices
+    assert regularization.Slice("classifier.weight", 1, (H + k,), True) in last.slices
     # a weight in two slices of a group counts once: 4 diagonal entries of weight_hh
     masks = groups.element_masks(groups.keys.index(("unit", 0, 0, k)))
     assert int(masks["rnn.weight_hh_l0"].sum()) == 4 * H + 4 * H - 4
@@ -224,9 +207,13 @@ def test_iss_group_of_a_bidirectional_two_layer_lstm_unit_by_hand():
 @pytest.mark.parametrize(("cell", "blocks"), [("gru", 3), ("rnn", 1)])
 def test_gru_and_rnn_groups_have_their_gate_blocks(cell, blocks):
     H = 3
-    groups = hidden_unit_groups(small_model(cell, layers=1, bidirectional=False, hidden=H))
+    groups = regularization.hidden_unit_groups(
+        small_model(cell, layers=1, bidirectional=False, hidden=H)
+    )
     first = groups.groups[2].slices[0]
-    assert first == Slice("rnn.weight_ih_l0", 0, tuple(g * H + 2 for g in range(blocks)))
+    assert first == regularization.Slice(
+        "rnn.weight_ih_l0", 0, tuple(g * H + 2 for g in range(blocks))
+    )
 
 
 def _perturb(model, masks, seed):
@@ -237,22 +224,13 @@ def _perturb(model, masks, seed):
             params[name][mask] = torch.randn(int(mask.sum()), generator=g)
 
 
-@given(
-    cell=st.sampled_from(["lstm", "gru", "rnn"]),
-    layers=st.integers(1, 3),
-    bidirectional=st.booleans(),
-    pooling=st.sampled_from(["max", "mean", "last"]),
-    hidden=st.integers(1, 5),
-    data=st.data(),
-)
+@given(arch=architectures(max_layers=3), hidden=st.integers(1, 5), data=st.data())
 @settings(max_examples=40, deadline=None)
-def test_iss_groups_hold_exactly_what_computes_and_reads_a_unit(
-    cell, layers, bidirectional, pooling, hidden, data
-):
+def test_iss_groups_hold_exactly_what_computes_and_reads_a_unit(arch, hidden, data):
     """Behavioural oracle: with the unit's reading weights zeroed, its computing weights
     no longer change the logits; with its computing weights zeroed, it outputs 0."""
-    model = small_model(cell, layers, bidirectional, hidden, pooling=pooling)
-    groups = hidden_unit_groups(model)
+    model, layers = small_model(**arch, hidden=hidden), arch["layers"]
+    groups = regularization.hidden_unit_groups(model)
     gid = data.draw(st.integers(0, len(groups) - 1))
     layer, d, k = groups.keys[gid][1:]
     tokens, lengths = batch()
@@ -301,7 +279,7 @@ def test_exercise_checks_accept_right_and_reject_wrong_answers():
         scale = torch.where(norms > t, 1 - t / norms.clamp_min(1e-12), torch.zeros_like(norms))
         return w * scale
 
-    assert exercises.check_soft_threshold(soft_threshold)
+    assert exercises.check_soft_threshold(regularization.soft_threshold)
     assert exercises.check_iss_group_masks(iss_masks)
     assert exercises.check_group_shrink(shrink)
     # wrong answers
@@ -311,7 +289,7 @@ def test_exercise_checks_accept_right_and_reject_wrong_answers():
     contiguous = lambda e, h, c, k: iss_masks(e, h, c, k, rows=[4 * k + g for g in range(4)])
     assert not exercises.check_iss_group_masks(contiguous)
     assert not exercises.check_group_shrink(lambda w, t: w * (1 - t / w.norm(dim=1, keepdim=True)))
-    assert not exercises.check_group_shrink(lambda w, t: soft_threshold(w, t))
+    assert not exercises.check_group_shrink(lambda w, t: regularization.soft_threshold(w, t))
 
 
 # --- the chapter's training recipe -------------------------------------------------------
@@ -333,8 +311,8 @@ def test_train_group_lasso_ends_in_the_last_state_with_zero_groups(synthetic_dat
     vocab, train, valid = synthetic_data
     data = TinyData(train, valid)
     model = RNNClassifier(len(vocab), 3, embed_dim=6, hidden_size=8)
-    groups = hidden_unit_groups(model)
-    record = train_group_lasso(
+    groups = regularization.hidden_unit_groups(model)
+    record = regularization.train_group_lasso(
         model, groups, data, lam=2.0, epochs=2, lr=0.5, method="proximal", seed=0
     )
     assert len(record["zero_groups"]) == 2 and record["zero_groups"][-1] > 0
@@ -342,11 +320,13 @@ def test_train_group_lasso_ends_in_the_last_state_with_zero_groups(synthetic_dat
     assert record["penalty"][-1] == pytest.approx(float(groups.norms(model).sum()))
     model = RNNClassifier(len(vocab), 3, embed_dim=6, hidden_size=8)
     before = float(groups.norms(model).sum())
-    record = train_group_lasso(model, groups, data, lam=5.0, epochs=1, method="penalty")
+    record = regularization.train_group_lasso(
+        model, groups, data, lam=5.0, epochs=1, method="penalty"
+    )
     assert record["penalty"][-1] < before, "a strong penalty in the loss shrinks the groups"
     with pytest.raises(ValueError, match="method"):
-        train_group_lasso(model, groups, data, lam=0.1, epochs=1, method="adamw")
+        regularization.train_group_lasso(model, groups, data, lam=0.1, epochs=1, method="adamw")
     with pytest.raises(ValueError, match="lam"):
-        train_group_lasso(model, groups, data, lam=-0.1, epochs=1)
+        regularization.train_group_lasso(model, groups, data, lam=-0.1, epochs=1)
     with pytest.raises(ValueError, match="epochs"):
-        train_group_lasso(model, groups, data, lam=0.1, epochs=0)
+        regularization.train_group_lasso(model, groups, data, lam=0.1, epochs=0)

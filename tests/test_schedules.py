@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils.experiments.baseline import BaselineConfig, get_baseline
-from course_utils.measure import num_threads
-from course_utils.models import RNNClassifier
+from course_utils.models import RNNClassifier, build_model
 from course_utils.pruning import (
     AGPPruner,
     agp_pruning,
     agp_sparsity,
     finetune,
+    finetune_round,
     get_masks,
     iterative_pruning,
     iterative_sparsities,
@@ -24,18 +24,17 @@ from course_utils.pruning import (
     magnitude_scores,
     one_shot_pruning,
     prune,
+    pruned_sparsity,
+    random_initialization,
     rewind_weights,
     select_global,
+    train_dense,
 )
 from course_utils.seeding import set_seed
 from course_utils.text import make_loader
+from course_utils.train import evaluate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a shared machine."""
-    with num_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 # --- agp_sparsity: the paper's formula ---------------------------------------------
@@ -209,6 +208,14 @@ def test_finetune_picks_the_best_allowed_epoch(task):
         finetune(model, loaders[0], epochs=1)
 
 
+def test_epochs_before_best_from_epoch_do_not_count_towards_patience(task):
+    model, loaders = task
+    history = finetune(
+        model, loaders, epochs=3, lr=0.01, best_from_epoch=3, patience=1, progress=False
+    )
+    assert history.epoch == [1, 2, 3] and history.best_epoch == 3 and not history.stopped_early
+
+
 def test_finetune_accepts_a_loss_function(task):
     model, loaders = task
     calls = []
@@ -360,6 +367,63 @@ def test_lottery_ticket_rewinds_survivors_to_their_values_after_rewind_step(synt
         for name, value in weights.items():
             want = after_3[name] * masks[name] if name in masks else after_3[name]
             assert torch.equal(value, want), name
+
+
+def test_train_dense_returns_theta_0_or_the_weights_after_rewind_step(synthetic_data):
+    vocab, train, valid = synthetic_data
+
+    def loaders():  # a fresh pair: the same batch order as weights_after_dense_steps reads
+        return make_loader(train, 16, shuffle=True), make_loader(valid, 64)
+
+    torch.manual_seed(0)
+    init = RNNClassifier(len(vocab), 3, embed_dim=8, hidden_size=8)
+    model = copy.deepcopy(init)
+    history, theta_0 = train_dense(model, loaders(), epochs=1, lr=0.01, progress=False)
+    assert history.epoch == [1]
+    assert not torch.equal(model.rnn.weight_hh_l0, init.rnn.weight_hh_l0), "model trained"
+    assert all(torch.equal(theta_0[n], p) for n, p in init.named_parameters())
+    _, after_3 = train_dense(
+        copy.deepcopy(init), loaders(), epochs=1, lr=0.01, rewind_step=3, progress=False
+    )
+    want = weights_after_dense_steps(init, loaders()[0], 3, lr=0.01)
+    assert all(torch.equal(after_3[n], want[n]) for n in want)
+
+
+def test_random_initialization_is_a_fresh_model_drawn_apart_from_the_callers_stream(
+    tiny_model,
+):
+    before = torch.get_rng_state()
+    weights = random_initialization(tiny_model, 5)
+    assert torch.equal(torch.get_rng_state(), before)
+    set_seed(5)
+    fresh = build_model(tiny_model.config())
+    assert all(torch.equal(weights[n], p) for n, p in fresh.named_parameters())
+    assert not torch.equal(weights["rnn.weight_hh_l0"], tiny_model.rnn.weight_hh_l0)
+
+
+def test_finetune_round_measures_after_pruning_and_after_fine_tuning(task):
+    model, loaders = task
+    finetune(model, loaders, epochs=2, lr=0.02, progress=False)
+    prune(model, 0.7)
+    names = list(get_masks(model))
+    pruned = evaluate(model, loaders[1])["accuracy"]
+    row, history = finetune_round(
+        model,
+        loaders,
+        valid_loader=loaders[1],
+        names=names,
+        epochs=2,
+        lr=0.02,
+        seed=1,
+        desc="round",
+        labels=("cut", "healed"),
+        progress=False,
+    )
+    assert list(row) == ["sparsity", "valid_acc_cut", "valid_acc_healed"]
+    assert row["valid_acc_cut"] == pruned
+    assert row["valid_acc_healed"] == max(history.valid_accuracy)
+    assert row["valid_acc_healed"] == evaluate(model, loaders[1])["accuracy"]
+    assert row["sparsity"] == pruned_sparsity(model, names) and zeros_stay_zero(model)
 
 
 def test_lottery_ticket_with_rewinding_and_bad_input(task):

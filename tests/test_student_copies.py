@@ -6,11 +6,10 @@ tests/test_notebooks.py checks the stubs themselves; here: what self-paced learn
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from helpers import NOTEBOOKS, ROOT, is_solution
 from notebook_tools import (
-    SOLUTION_TAG,
     TOGGLE_SUMMARY,
     TOGGLE_TAG,
     cell_source,
@@ -22,9 +21,6 @@ from notebook_tools import (
     write_solutions,
     write_student_copies,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 
 
 def toggle_code(cell: dict) -> str:
@@ -41,9 +37,7 @@ def is_toggle(cell: dict) -> bool:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_self_paced_copy_has_a_collapsed_solution_after_each_exercise(path):
     original = read_notebook(path)
-    references = [
-        cell_source(c) for c in original["cells"] if SOLUTION_TAG in c["metadata"].get("tags", [])
-    ]
+    references = [cell_source(c) for c in original["cells"] if is_solution(c)]
     assert references, "the chapter has no exercise"
     self_paced = make_student_notebook(original, inline_solutions=True)
     cells = self_paced["cells"]
@@ -102,10 +96,10 @@ def test_classroom_copies_keep_no_reference_answer(tmp_path):
     for path in write_student_copies(ROOT / "notebooks", tmp_path):
         text = path.read_text(encoding="utf-8")
         for cell in read_notebook(path)["cells"]:
-            assert SOLUTION_TAG not in cell["metadata"].get("tags", [])
+            assert not is_solution(cell)
         original = read_notebook(ROOT / "notebooks" / path.name)
         for cell in original["cells"]:
-            if SOLUTION_TAG in cell["metadata"].get("tags", []):
+            if is_solution(cell):
                 body = cell_source(cell).splitlines()[-1].strip()
                 assert body not in text, f"{path.name} still holds {body!r}"
 

@@ -9,7 +9,6 @@ import torch
 from conftest import trained_synthetic_classifier
 from helpers import same_weights
 
-from course_utils.measure import num_threads
 from course_utils.pruning import agp_sparsity, prune
 from course_utils.train import evaluate
 from course_utils.widgets import (
@@ -21,13 +20,7 @@ from course_utils.widgets import (
 )
 from course_utils.widgets.sparsity import heatmap_png, render_view
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a shared machine."""
-    with num_threads(1):
-        yield
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PNG = b"\x89PNG"
 

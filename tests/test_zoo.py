@@ -132,3 +132,34 @@ def test_bad_arguments_are_named(baseline, tmp_path):
     with pytest.raises(ValueError, match="budget='huge'"):
         zoo.recipe("taylor", "huge")
     assert torch.is_tensor(baseline.model.embedding.weight)  # the baseline is untouched
+
+
+def test_warm_cache_covers_every_baseline_the_chapters_load_in_full_mode():
+    """The notebooks' own constants must match WARM_BASELINES, or a class trains in class."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def source(name: str) -> str:
+        cells = json.loads((root / "notebooks" / name).read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+    race = re.search(
+        r"race_epochs, race_len = \(1, 100\) if FAST else \((\d+), (\d+)\)",
+        source("01_baseline_rnn.ipynb"),
+    )
+    assert race, "chapter 1's race line changed: update zoo.RACE and this test"
+    assert {"epochs": int(race[1]), "max_len": int(race[2])} == {
+        k: zoo.RACE[k] for k in ("epochs", "max_len")
+    }
+    units = re.search(r"^UNITS = (\d+)", source("04_regularization_structured.ipynb"), re.M)
+    assert units and int(units[1]) == zoo.SMALL_UNITS
+    for cell in ("rnn", "lstm", "gru"):
+        assert {"seed": 0, "cell": cell, **zoo.RACE} in zoo.WARM_BASELINES
+    assert {"seed": 0, "hidden_size": zoo.SMALL_UNITS} in zoo.WARM_BASELINES
+    seeds = re.search(
+        r"SEEDS = \[SEED\] if FAST else \[([\d, ]+)\]", source("05_gan_guided_pruning.ipynb")
+    )
+    assert seeds and tuple(int(s) for s in seeds[1].split(",")) == zoo.WARM_SEEDS

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import MAX_PARAMETERS, check_stored_config
+from ..checks import non_negative_int
 from ..files import atomic_write_bytes
 from ..models import RNNClassifier, build_model
 from ..report import Table
@@ -169,6 +170,11 @@ def dequantize_rows(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return q.float() * scales.float()[:, None]
 
 
+def bitmask_bytes(numel: int) -> int:
+    """Bytes of the bitmask over ``numel`` weights: one bit each, rounded up to whole bytes."""
+    return (numel + 7) // 8
+
+
 def payload_bytes(rows: int, cols: int, nnz: int, fmt: str) -> int:
     """Bytes a (rows, cols) weight matrix with ``nnz`` non-zeros takes in format ``fmt``.
 
@@ -177,12 +183,12 @@ def payload_bytes(rows: int, cols: int, nnz: int, fmt: str) -> int:
     each) + row pointers (4·(rows + 1)). Bitmask: ⌈rows·cols / 8⌉ + the values (4, 2 or
     1 byte each) + for int8 one float32 scale per row (4·rows).
     """
-    for name, value in (("rows", rows), ("cols", cols), ("nnz", nnz)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    rows = non_negative_int("rows", rows)
+    cols = non_negative_int("cols", cols)
+    nnz = non_negative_int("nnz", nnz)
     if nnz > rows * cols:
         raise ValueError(f"nnz={nnz} exceeds rows * cols = {rows * cols}")
-    bits = (rows * cols + 7) // 8
+    bits = bitmask_bytes(rows * cols)
     sizes = {
         "dense_fp32": 4 * rows * cols,
         "csr_int32": 8 * nnz + 4 * (rows + 1),
@@ -369,7 +375,7 @@ def _decode_tensor(spec: dict, arrays: dict[str, np.ndarray], shape: tuple) -> t
             if not ok:
                 raise FormatError(f"tensor {name!r}: inconsistent CSR arrays")
             return csr_decode(CSR(values, col, row_ptr, (rows, cols)))
-        if len(arrays["bits"]) != (numel + 7) // 8:
+        if len(arrays["bits"]) != bitmask_bytes(numel):
             raise FormatError(f"tensor {name!r}: the bitmask has the wrong length")
         if encoding == "bitmask":
             values = torch.from_numpy(arrays["values"].astype(np.float32))
@@ -508,6 +514,7 @@ __all__ = [
     "FORMATS",
     "FormatError",
     "LOSSLESS",
+    "bitmask_bytes",
     "bitmask_decode",
     "bitmask_encode",
     "csr_decode",

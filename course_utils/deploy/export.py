@@ -38,6 +38,21 @@ from torch import nn
 from ..files import atomic_write_bytes
 from ..models import RNNClassifier
 
+__all__ = [
+    "ExportError",
+    "InferenceClassifier",
+    "MAX_EXPORT_BYTES",
+    "check_padded_inputs",
+    "compare_outputs",
+    "export_classifier",
+    "exported_module",
+    "exported_seq_len",
+    "load_exported",
+    "pad_to",
+    "quantize_int8",
+    "save_exported",
+]
+
 
 class ExportError(ValueError):
     """A model that cannot be exported, or a file that is not a readable export."""
@@ -484,19 +499,3 @@ def compare_outputs(
         "flipped": count - agree,
         "largest_flipped_margin": flipped_margin,
     }
-
-
-__all__ = [
-    "ExportError",
-    "InferenceClassifier",
-    "MAX_EXPORT_BYTES",
-    "check_padded_inputs",
-    "compare_outputs",
-    "export_classifier",
-    "exported_module",
-    "exported_seq_len",
-    "load_exported",
-    "pad_to",
-    "quantize_int8",
-    "save_exported",
-]

@@ -23,6 +23,17 @@ from ..checks import fraction, positive_int
 from ..report import Table
 from ..text import Vocab, basic_tokenize, pad_batch
 
+__all__ = [
+    "NOISES",
+    "accuracy_under_noise",
+    "add_typos",
+    "drop_words",
+    "noisy_texts",
+    "predict_texts",
+    "read_text",
+    "typo",
+]
+
 _WORD = re.compile(r"[^\W\d_]{3,}")  # runs of 3+ letters, any script
 
 
@@ -240,15 +251,3 @@ def accuracy_under_noise(
                 }
             )
     return rows
-
-
-__all__ = [
-    "NOISES",
-    "accuracy_under_noise",
-    "add_typos",
-    "drop_words",
-    "noisy_texts",
-    "predict_texts",
-    "read_text",
-    "typo",
-]

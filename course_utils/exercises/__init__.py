@@ -10,12 +10,50 @@ the learner's own once it passes its check, the course's reference (``reference_
 or the package function) with a one-line ``[USING REFERENCE]`` note until then.
 """
 
-from .ch1 import *  # noqa: F403
-from .ch2 import *  # noqa: F403
-from .ch3 import *  # noqa: F403
-from .ch4 import *  # noqa: F403
-from .ch5 import *  # noqa: F403
-from .ch6 import *  # noqa: F403
+from .ch1 import check_frequent_words, check_masked_mean, check_rnn_parameter_count
+from .ch2 import check_agp_sparsity, check_global_sparsities, check_magnitude_mask
+from .ch3 import check_jaccard, check_movement_update, check_taylor_importance
+from .ch4 import (
+    check_group_shrink,
+    check_iss_group_masks,
+    check_soft_threshold,
+    reference_group_shrink,
+)
+from .ch5 import (
+    check_discriminator_loss,
+    check_embedded_logits,
+    check_information_entropy_loss,
+    check_mask_outgoing,
+    check_mask_prox_step,
+    reference_mask_outgoing,
+)
+from .ch6 import check_bitmask_bytes, check_compression_ratio, check_csr_encode
 from .common import CheckResult, Choice, yours_or_reference
 
-__all__ = ["CheckResult", "Choice", "yours_or_reference"]
+__all__ = [
+    "CheckResult",
+    "Choice",
+    "check_agp_sparsity",
+    "check_bitmask_bytes",
+    "check_compression_ratio",
+    "check_csr_encode",
+    "check_discriminator_loss",
+    "check_embedded_logits",
+    "check_frequent_words",
+    "check_global_sparsities",
+    "check_group_shrink",
+    "check_information_entropy_loss",
+    "check_iss_group_masks",
+    "check_jaccard",
+    "check_magnitude_mask",
+    "check_mask_outgoing",
+    "check_mask_prox_step",
+    "check_masked_mean",
+    "check_movement_update",
+    "check_rnn_parameter_count",
+    "check_soft_threshold",
+    "check_taylor_importance",
+    "reference_group_shrink",
+    "reference_mask_outgoing",
+    "yours_or_reference",
+]

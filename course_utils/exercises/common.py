@@ -14,6 +14,15 @@ from typing import NamedTuple
 
 import torch
 
+__all__ = [
+    "RETURNED_NONE",
+    "CheckResult",
+    "Choice",
+    "assert_close",
+    "run_checks",
+    "yours_or_reference",
+]
+
 RETURNED_NONE = "your function returned None -- did you forget `return`?"
 
 

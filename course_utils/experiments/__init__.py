@@ -8,3 +8,5 @@ hidden-unit budget, GAL against its controls) and ``zoo`` (chapter 6: every meth
 pruned model, cached). A learner reads the algorithms; these files are how the
 chapters and the benchmark run them many times.
 """
+
+__all__ = ["baseline", "comparison", "gan_comparison", "methods", "zoo"]

@@ -36,6 +36,15 @@ from ..text import (
 )
 from ..train import evaluate, train_model
 
+__all__ = [
+    "Baseline",
+    "BaselineConfig",
+    "build_vocab",
+    "encode_splits",
+    "get_baseline",
+    "new_model",
+]
+
 
 @dataclass(frozen=True)
 class BaselineConfig:
@@ -74,7 +83,11 @@ class BaselineConfig:
 
 @dataclass
 class Baseline:
-    """A trained classifier with its data, vocabulary and record."""
+    """A trained classifier with its data, vocabulary and record.
+
+    Its :meth:`loader` makes it a :class:`~course_utils.train.TrainingData`: every pruning
+    function that trains can take the baseline itself.
+    """
 
     model: RNNClassifier
     vocab: Vocab
@@ -246,6 +259,30 @@ def get_baseline(
             restored.model.to(device)
             return restored
 
+    baseline = _trained(data, config, seed, device, progress)
+    if cache:
+        save_cached(
+            path,
+            baseline.model.cpu(),
+            what="Baseline",
+            key=key,
+            vocab=baseline.vocab.state_dict(),
+            history=baseline.history,
+            metrics=baseline.metrics,
+        )
+        baseline.model.to(device)
+    return baseline
+
+
+@keeps_global_rng
+def _trained(
+    data: DatasetSplits,
+    config: BaselineConfig,
+    seed: int,
+    device: torch.device,
+    progress: bool | None,
+) -> Baseline:
+    """Build the vocabulary, initialize the model from ``seed``, train it and measure it."""
     vocab = build_vocab(data, config)
     datasets = encode_splits(data, vocab, config.max_len)
     set_seed(seed)
@@ -272,15 +309,4 @@ def get_baseline(
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
     }
-    if cache:
-        save_cached(
-            path,
-            model.cpu(),
-            what="Baseline",
-            key=key,
-            vocab=vocab.state_dict(),
-            history=baseline.history,
-            metrics=baseline.metrics,
-        )
-        model.to(device)
     return baseline

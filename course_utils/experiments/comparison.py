@@ -1,10 +1,14 @@
 """Comparing pruning criteria fairly: one budget for all, medians over seeds, a verdict.
 
 Introduced in chapter 3 (and used by its benchmark section). :class:`FineTuneBudget`
-states the training every criterion gets; :func:`compare_criteria` prunes copies of the
-baseline(s) with each criterion (:mod:`course_utils.pruning.criteria`) and measures test
-accuracy; :func:`summarize`, :func:`compare_medians` and :func:`describe_claim` turn the
-rows into medians, spreads and sentences that follow the numbers.
+states the training every criterion gets; :func:`prune_by_criterion` prunes one copy of
+a baseline with one criterion (:mod:`course_utils.pruning.criteria`) and that budget;
+:func:`compare_criteria` does it for every criterion, sparsity and seed and measures
+test accuracy. Its rows name the score criterion under ``"criterion"``.
+:func:`summarize`, :func:`compare_medians` and :func:`describe_claim` turn rows into
+medians, spreads and sentences that follow the numbers; chapter 5's rows, which name a
+pruning method under ``"method"`` (:mod:`course_utils.experiments.methods`), use the
+first two with ``by="method"``.
 """
 
 from __future__ import annotations
@@ -19,17 +23,31 @@ import torch
 
 from ..checks import positive_int, positive_number
 from ..masking import check_sparsity, get_masks
+from ..models import RNNClassifier
 from ..pruning.criteria import (
     ALL_CRITERIA,
-    _check_criterion,
     agp_steps,
     first_batch,
     gradual_pruning,
     snip_pruning,
 )
-from ..report import Table
+from ..pruning.finetune import training_loaders
+from ..pruning.magnitude import check_criterion
+from ..pruning.schedules import PruningRun
+from ..report import Table, median_range, median_spread
 from ..seeding import keeps_global_rng
-from ..train import evaluate
+from ..train import LoaderPair, TrainingData, evaluate, first_batches
+from .baseline import Baseline
+
+__all__ = [
+    "CriteriaComparison",
+    "FineTuneBudget",
+    "compare_criteria",
+    "compare_medians",
+    "describe_claim",
+    "prune_by_criterion",
+    "summarize",
+]
 
 # --- the equal-budget comparison ----------------------------------------------------------------
 
@@ -70,29 +88,28 @@ class FineTuneBudget:
                 positive_number(argument, value)
         agp_steps(100, warmup=self.warmup, ramp_end=self.ramp_end, frequency=self.frequency)
 
-    def snip_epochs(self, baseline) -> int:
+    def snip_epochs(self, baseline: Baseline) -> int:
         """SNIP's epochs from scratch: ``scratch_epochs`` or the baseline's + ``epochs``."""
         return self.scratch_epochs or baseline.config.epochs + self.epochs
 
-    def snip_lr(self, baseline) -> float:
+    def snip_lr(self, baseline: Baseline) -> float:
+        """SNIP's learning rate from scratch: ``scratch_lr`` or the baseline's own."""
         return self.scratch_lr or baseline.config.lr
 
-    def data(self, baseline, seed: int):
-        """The baseline, or ``(first train_batches training batches, valid loader)``."""
+    @keeps_global_rng
+    def data(self, baseline: TrainingData, seed: int) -> TrainingData | LoaderPair:
+        """The baseline, or with ``train_batches`` a :class:`~course_utils.train.LoaderPair`:
+        its first ``train_batches`` training batches (shuffled with ``seed``, drawn once, so
+        every epoch sees the same ones) and its validation loader."""
         if self.train_batches is None:
             return baseline
-        batches = []
-        for batch in baseline.loader("train", seed=seed):
-            if len(batches) == self.train_batches:
-                break
-            batches.append(batch)
-        return batches, baseline.loader("valid")
+        return training_loaders(first_batches(baseline, self.train_batches), seed=seed)
 
-    def steps_per_epoch(self, baseline) -> int:
+    def steps_per_epoch(self, baseline: Baseline) -> int:
         full = len(baseline.loader("train"))
         return full if self.train_batches is None else min(full, self.train_batches)
 
-    def describe(self, baseline, *, snip: bool = True) -> str:
+    def describe(self, baseline: Baseline, *, snip: bool = True) -> str:
         """One paragraph stating the budget in steps, for a notebook or a report.
 
         ``snip=False`` leaves out SNIP's budget (for a comparison without SNIP).
@@ -144,8 +161,62 @@ class CriteriaComparison:
 
 
 @keeps_global_rng
+def prune_by_criterion(
+    baseline: Baseline,
+    criterion: str,
+    sparsity: float,
+    budget: FineTuneBudget,
+    *,
+    data: TrainingData | tuple | None = None,
+    scope: str = "layerwise",
+    include_embedding: bool = False,
+    progress: bool | None = None,
+) -> tuple[RNNClassifier, PruningRun]:
+    """One run of the comparison: a copy of ``baseline`` pruned to ``sparsity`` by ``criterion``.
+
+    SNIP prunes the baseline's initialization (scored on the first training batch of
+    ``budget.snip_batch_size`` articles) and trains it from scratch with the budget's SNIP
+    epochs; the other criteria prune the trained baseline gradually during the budget's
+    fine-tuning. ``data`` (default ``budget.data(baseline, seed)``) is what both train
+    on; the seed is the baseline's. Returns ``(pruned model, its PruningRun)``.
+    """
+    seed = baseline.seed
+    if data is None:
+        data = budget.data(baseline, seed)
+    options = {"scope": scope, "include_embedding": include_embedding, "seed": seed}
+    if criterion == "snip":
+        model = baseline.initial_model()
+        run = snip_pruning(
+            model,
+            data,
+            sparsity,
+            epochs=budget.snip_epochs(baseline),
+            lr=budget.snip_lr(baseline),
+            batch=first_batch(baseline, budget.snip_batch_size, seed),
+            progress=progress,
+            **options,
+        )
+        return model, run
+    model = baseline.copy_model()
+    run = gradual_pruning(
+        model,
+        data,
+        sparsity,
+        criterion=criterion,
+        epochs=budget.epochs,
+        lr=budget.lr,
+        warmup=budget.warmup,
+        ramp_end=budget.ramp_end,
+        frequency=budget.frequency,
+        progress=progress,
+        **options,
+    )
+    return model, run
+
+
+@keeps_global_rng
 def compare_criteria(
-    baselines,
+    baselines: Baseline | Sequence[Baseline],
     criteria: Sequence[str] = ALL_CRITERIA,
     sparsities: Sequence[float] = (0.8, 0.9, 0.95, 0.98),
     *,
@@ -158,15 +229,15 @@ def compare_criteria(
 
     ``baselines`` is a Baseline or a list of them (one per seed: ``get_baseline(seed=s)``);
     the fine-tuning seed is the baseline's. The baselines themselves are not changed.
-    Test accuracy is measured once, on each final model.
+    Test accuracy is measured once, on each final model (:func:`prune_by_criterion`).
     """
     budget = budget or FineTuneBudget()
     if not isinstance(budget, FineTuneBudget):
         raise TypeError(f"budget must be a FineTuneBudget, got {type(budget).__name__}")
-    if hasattr(baselines, "loader"):
+    if isinstance(baselines, TrainingData):
         baselines = [baselines]
     for criterion in criteria:
-        _check_criterion(criterion, ALL_CRITERIA)
+        check_criterion(criterion, ALL_CRITERIA)
     sparsities = [check_sparsity(s) for s in sparsities]
     if not criteria or not sparsities:
         raise ValueError("criteria and sparsities must not be empty")
@@ -177,37 +248,16 @@ def compare_criteria(
         for sparsity in sparsities:
             for criterion in criteria:
                 start = time.perf_counter()
-                if criterion == "snip":
-                    model = baseline.initial_model()
-                    run = snip_pruning(
-                        model,
-                        data,
-                        sparsity,
-                        epochs=budget.snip_epochs(baseline),
-                        lr=budget.snip_lr(baseline),
-                        scope=scope,
-                        include_embedding=include_embedding,
-                        batch=first_batch(baseline, budget.snip_batch_size, seed),
-                        seed=seed,
-                        progress=progress,
-                    )
-                else:
-                    model = baseline.copy_model()
-                    run = gradual_pruning(
-                        model,
-                        data,
-                        sparsity,
-                        criterion=criterion,
-                        epochs=budget.epochs,
-                        lr=budget.lr,
-                        warmup=budget.warmup,
-                        ramp_end=budget.ramp_end,
-                        frequency=budget.frequency,
-                        scope=scope,
-                        include_embedding=include_embedding,
-                        seed=seed,
-                        progress=progress,
-                    )
+                model, run = prune_by_criterion(
+                    baseline,
+                    criterion,
+                    sparsity,
+                    budget,
+                    data=data,
+                    scope=scope,
+                    include_embedding=include_embedding,
+                    progress=progress,
+                )
                 test = evaluate(model, baseline.loader("test"))["accuracy"]
                 result.rows.append(
                     {
@@ -230,32 +280,32 @@ def compare_criteria(
 # --- summaries -------------------------------------------------------------------------------
 
 
-def _values(rows, criterion: str, sparsity: float, metric: str) -> list[float]:
-    return [
-        r[metric]
-        for r in rows
-        if r["criterion"] == criterion and math.isclose(r["sparsity"], sparsity)
-    ]
+_BY = ("criterion", "method")
+"""What a row may name: a score criterion (chapter 3) or a pruning method (chapter 5)."""
 
 
-def summarize(rows, metric: str = "test_accuracy") -> Table:
-    """One row per criterion, one column per sparsity: ``median % (min-max)`` over seeds."""
-    criteria = list(dict.fromkeys(r["criterion"] for r in rows))
+def _check_by(by: str) -> str:
+    if by not in _BY:
+        raise ValueError(f"unknown by={by!r}; choose from {list(_BY)}")
+    return by
+
+
+def _values(rows, name: str, sparsity: float, metric: str, by: str) -> list[float]:
+    return [r[metric] for r in rows if r[by] == name and math.isclose(r["sparsity"], sparsity)]
+
+
+def summarize(rows, metric: str = "test_accuracy", *, by: str = "criterion") -> Table:
+    """One row per criterion (or method, ``by="method"``), one column per sparsity:
+    ``median % (min-max)`` over seeds."""
+    by = _check_by(by)
+    names = list(dict.fromkeys(r[by] for r in rows))
     sparsities = sorted(dict.fromkeys(r["sparsity"] for r in rows))
     table = Table()
-    for criterion in criteria:
-        row = {"criterion": criterion}
+    for name in names:
+        row = {by: name}
         for s in sparsities:
-            values = _values(rows, criterion, s, metric)
-            if not values:
-                row[f"{100 * s:g} %"] = ""
-            elif len(values) == 1:
-                row[f"{100 * s:g} %"] = f"{100 * values[0]:.1f}"
-            else:
-                row[f"{100 * s:g} %"] = (
-                    f"{100 * statistics.median(values):.1f} "
-                    f"({100 * min(values):.1f}-{100 * max(values):.1f})"
-                )
+            values = _values(rows, name, s, metric, by)
+            row[f"{100 * s:g} %"] = median_range(median_spread(values), scale=100) if values else ""
         table.append(row)
     return table
 
@@ -267,18 +317,21 @@ def compare_medians(
     *,
     metric: str = "test_accuracy",
     margin: float = 0.0,
+    by: str = "criterion",
 ) -> Table:
-    """Per sparsity: medians of two criteria, their difference and a verdict.
+    """Per sparsity: medians of two criteria (or methods, ``by="method"``), their
+    difference and a verdict.
 
     The verdict is ``"better"`` when the challenger's median exceeds the reference's by
     more than ``margin`` AND its worst seed beats the reference's best; ``"worse"`` in
     the mirror case; otherwise ``"no clear difference"``. With one seed the ranges are
     single points, so ``margin`` carries the noise allowance.
     """
+    by = _check_by(by)
     table = Table()
     for s in sorted(dict.fromkeys(r["sparsity"] for r in rows)):
-        a = _values(rows, challenger, s, metric)
-        b = _values(rows, reference, s, metric)
+        a = _values(rows, challenger, s, metric, by)
+        b = _values(rows, reference, s, metric, by)
         if not a or not b:
             continue
         diff = statistics.median(a) - statistics.median(b)
@@ -334,13 +387,3 @@ def describe_claim(
             summary = f"{challenger} vs {reference}: mixed"
         lines.append(f"{summary} (median {metric.replace('_', ' ')}; " + "; ".join(parts) + ")")
     return "\n".join(lines)
-
-
-__all__ = [
-    "CriteriaComparison",
-    "FineTuneBudget",
-    "compare_criteria",
-    "compare_medians",
-    "describe_claim",
-    "summarize",
-]

@@ -1,21 +1,23 @@
 """Structured pruning methods compared at equal hidden size, with one fine-tuning budget.
 
-Introduced in chapter 5 (and used by its benchmark section). Every method ends with a
-physically smaller RNNClassifier keeping the same number of hidden units per layer and
-direction (chapter 4's ``remove_hidden_units``), then gets the same fine-tuning:
+Introduced in chapter 5 (and used by its benchmark section). Every structured method of
+:mod:`course_utils.experiments.methods` ends with a physically smaller RNNClassifier
+keeping the same number of hidden units per layer and direction (chapter 4's
+``remove_hidden_units``), then gets the same fine-tuning:
 
 - ``"gal"``: GAN-guided soft masks (:func:`~course_utils.pruning.gan.train_gal`) with
   a unit budget (λ grows until ``units`` masks are left), fold the masks in, keep the
   units with the largest masks;
 - ``"gal_no_adv"``: the ablation without the adversarial term (distillation + L1 masks);
 - ``"group_lasso"``: chapter 4's ISS group lasso, keep the largest group norms;
-- ``"magnitude"``: the baseline's largest ISS group norms (structured magnitude);
-- ``"taylor"``: chapter 3's structured Taylor score per unit.
+- ``"unit_magnitude"``: the baseline's largest ISS group norms (structured magnitude);
+- ``"unit_taylor"``: chapter 3's structured Taylor score per unit.
 
 Fine-tuning (:func:`finetune_pruned`) distills from the dense teacher (Hinton et al. 2015)
-and keeps the state before fine-tuning when that is better on validation. Rows use the
-``criterion``/``sparsity`` fields of :mod:`course_utils.experiments.comparison`, so its
-``summarize`` and ``compare_medians`` apply.
+and keeps the state before fine-tuning when that is better on validation. Rows name the
+method under ``"method"``; :func:`~course_utils.experiments.comparison.summarize` and
+:func:`~course_utils.experiments.comparison.compare_medians` read them with
+``by="method"``.
 """
 
 from __future__ import annotations
@@ -37,19 +39,28 @@ from ..pruning.gradient import taylor_unit_scores
 from ..pruning.groups import hidden_unit_groups
 from ..pruning.regularization import train_group_lasso
 from ..pruning.structured import remove_hidden_units, select_units, select_units_by_norm, unit_norms
-from ..report import Table
+from ..report import Table, median_range, median_spread
 from ..seeding import keeps_global_rng
-from ..train import evaluate
+from ..train import TrainingData, evaluate, first_batches
+from .baseline import Baseline
 from .comparison import compare_medians
+from .methods import METHODS, get_method, method_names
 
-METHODS = ("gal", "gal_no_adv", "group_lasso", "magnitude", "taylor")
-METHOD_NAMES = {
-    "gal": "GAL (GAN-guided masks)",
-    "gal_no_adv": "ablation: distillation + L1 masks, no D",
-    "group_lasso": "group lasso (chapter 4)",
-    "magnitude": "structured magnitude (group norm)",
-    "taylor": "structured Taylor (chapter 3)",
-}
+__all__ = [
+    "UNIT_METHODS",
+    "UnitBudget",
+    "adversarial_verdict",
+    "compare_unit_pruning",
+    "distillation_loss",
+    "finetune_pruned",
+    "gal_for",
+    "method_summary",
+    "prune_to_units",
+    "simplest_sufficient",
+]
+
+UNIT_METHODS = method_names("structured")
+"""The methods :func:`prune_to_units` knows: every structured method, in table order."""
 
 
 def distillation_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha: float = 0.5):
@@ -82,7 +93,7 @@ def distillation_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha: fl
 @keeps_global_rng
 def finetune_pruned(
     model: nn.Module,
-    data,
+    data: TrainingData | tuple,
     *,
     epochs: int,
     lr: float = 3e-4,
@@ -153,9 +164,10 @@ class UnitBudget:
             raise TypeError(f"gal must be a GALConfig, got {type(self.gal).__name__}")
         self.gal.check()
 
-    def data(self, baseline):
-        """The baseline, or a stand-in whose training loader stops after ``train_batches``."""
-        return baseline if self.train_batches is None else _FirstBatches(baseline, self)
+    def data(self, baseline: TrainingData) -> TrainingData:
+        """The baseline, or with ``train_batches`` the baseline whose training loader stops
+        after its first ``train_batches`` batches (:func:`~course_utils.train.first_batches`)."""
+        return first_batches(baseline, self.train_batches)
 
     def describe(self) -> str:
         """The budget in one paragraph, for a notebook or a report."""
@@ -181,32 +193,17 @@ class UnitBudget:
         return text
 
 
-class _FirstBatches:
-    """A Baseline whose training loader yields only the first ``train_batches`` batches."""
-
-    def __init__(self, baseline, budget: UnitBudget):
-        self.baseline, self.limit = baseline, budget.train_batches
-        self.model, self.seed, self.datasets = baseline.model, baseline.seed, baseline.datasets
-
-    def copy_model(self):
-        return self.baseline.copy_model()
-
-    def loader(self, split: str, batch_size: int | None = None, **kwargs):
-        loader = self.baseline.loader(split, batch_size, **kwargs)
-        if split != "train":
-            return loader
-        batches = []
-        for b in loader:
-            if len(batches) == self.limit:
-                break
-            batches.append(b)
-        return batches
-
-
 @keeps_global_rng
-def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=None, progress=None):
+def gal_for(
+    baseline: Baseline,
+    budget: UnitBudget,
+    *,
+    adversarial: bool = True,
+    cache: CachedTeacher | None = None,
+    progress: bool | None = None,
+) -> GALResult:
     """Train GAL (or its ablation) on ``baseline`` with the budget's recipe, seeded by it."""
-    baseline = budget.data(baseline)
+    data = budget.data(baseline)
     config = dataclasses.replace(
         budget.gal,
         seed=baseline.seed,
@@ -215,8 +212,8 @@ def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=Non
     )
     return train_gal(
         baseline.model,
-        baseline.loader("train", seed=baseline.seed),
-        baseline.loader("valid"),
+        data.loader("train", seed=baseline.seed),
+        data.loader("valid"),
         config,
         teacher_cache=cache,
         progress=progress,
@@ -226,7 +223,7 @@ def gal_for(baseline, budget: UnitBudget, *, adversarial: bool = True, cache=Non
 @keeps_global_rng
 def prune_to_units(
     method: str,
-    baseline,
+    baseline: Baseline,
     budget: UnitBudget,
     *,
     cache: CachedTeacher | None = None,
@@ -235,11 +232,11 @@ def prune_to_units(
 ) -> tuple[nn.Module, dict]:
     """The baseline pruned to ``budget.units`` units per slot by ``method`` (no fine-tuning).
 
-    Returns ``(smaller model, scores per slot used to choose the units)``. For ``"gal"``
-    and ``"gal_no_adv"`` a finished ``gal_result`` may be passed to skip training.
+    ``method`` is one of :data:`UNIT_METHODS`. Returns ``(smaller model, scores per slot
+    used to choose the units)``. For ``"gal"`` and ``"gal_no_adv"`` a finished
+    ``gal_result`` may be passed to skip training.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method={method!r}; choose from {METHODS}")
+    get_method(method, UNIT_METHODS)
     dense, units = baseline.model.eval(), budget.units
     data = budget.data(baseline)
     if method in ("gal", "gal_no_adv"):
@@ -247,13 +244,15 @@ def prune_to_units(
             baseline, budget, adversarial=method == "gal", cache=cache, progress=progress
         )
         return remove_masked_units(result.student, result.masks, keep=units), result.masks
-    if method == "magnitude":
+    if method == "unit_magnitude":
         scores = unit_norms(dense)
         return remove_hidden_units(dense, select_units(scores, units)), scores
-    if method == "taylor":
+    if method == "unit_taylor":
         loader = data.loader("train", seed=baseline.seed)
         scores = taylor_unit_scores(dense, loader, num_batches=budget.taylor_batches)
         return remove_hidden_units(dense, select_units(scores, units)), scores
+    if method != "group_lasso":
+        raise NotImplementedError(f"prune_to_units has no recipe for method={method!r}")
     model = baseline.copy_model()
     train_group_lasso(
         model,
@@ -268,10 +267,52 @@ def prune_to_units(
     return remove_hidden_units(model, select_units_by_norm(model, units)), unit_norms(model)
 
 
+def _pruned_row(
+    method: str,
+    baseline: Baseline,
+    budget: UnitBudget,
+    *,
+    cache: CachedTeacher,
+    dense_test: float,
+    gal_result: GALResult | None,
+    progress: bool | None,
+) -> tuple[nn.Module, dict]:
+    """One method on one baseline: prune to units, fine-tune; the model and its row."""
+    start = time.perf_counter()
+    test_loader, valid_loader = baseline.loader("test"), baseline.loader("valid")
+    model, _ = prune_to_units(
+        method, baseline, budget, cache=cache, gal_result=gal_result, progress=progress
+    )
+    test_before = evaluate(model, test_loader)["accuracy"]
+    info = finetune_pruned(
+        model,
+        budget.data(baseline),
+        epochs=budget.ft_epochs,
+        lr=budget.ft_lr,
+        teacher=cache if budget.distill else None,
+        seed=baseline.seed,
+        progress=progress,
+    )
+    row = {
+        "method": method,
+        "sparsity": 1 - budget.units / baseline.model.rnn.hidden_size,
+        "units": budget.units,
+        "seed": baseline.seed,
+        "dense_test": dense_test,
+        "valid_before": info["valid_before"],
+        "test_before": test_before,
+        "valid_accuracy": evaluate(model, valid_loader)["accuracy"],
+        "test_accuracy": evaluate(model, test_loader)["accuracy"],
+        "kept_epoch": info["kept_epoch"],
+        "seconds": time.perf_counter() - start,
+    }
+    return model, row
+
+
 @keeps_global_rng
 def compare_unit_pruning(
-    baselines,
-    methods: Sequence[str] = METHODS,
+    baselines: Baseline | Sequence[Baseline],
+    methods: Sequence[str] = UNIT_METHODS,
     budget: UnitBudget | None = None,
     *,
     gal_results: Mapping[tuple[str, int], GALResult] | None = None,
@@ -282,61 +323,32 @@ def compare_unit_pruning(
 
     ``baselines``: a Baseline or a list (one per seed). ``gal_results`` maps
     ``(method, seed)`` to finished GAL runs to reuse. One row per (seed, method):
-    ``criterion`` (the method), ``sparsity`` (fraction of hidden units removed),
-    ``units``, ``seed``, ``dense_test``, ``valid_before``/``test_before`` (pruned, before
-    fine-tuning), ``valid_accuracy``/``test_accuracy`` (after), ``kept_epoch``,
-    ``seconds``. Pass a dict as ``models`` to receive the final models, keyed
-    ``(method, seed)``.
+    ``method``, ``sparsity`` (fraction of hidden units removed), ``units``, ``seed``,
+    ``dense_test``, ``valid_before``/``test_before`` (pruned, before fine-tuning),
+    ``valid_accuracy``/``test_accuracy`` (after), ``kept_epoch``, ``seconds``. Pass a
+    dict as ``models`` to receive the final models, keyed ``(method, seed)``.
     """
     budget = budget or UnitBudget()
-    if hasattr(baselines, "loader"):
+    if isinstance(baselines, TrainingData):
         baselines = [baselines]
     for method in methods:
-        if method not in METHODS:
-            raise ValueError(f"unknown method={method!r}; choose from {METHODS}")
+        get_method(method, UNIT_METHODS)
     gal_results = dict(gal_results or {})
     rows = Table()
     for baseline in baselines:
-        dense = baseline.model.eval()
-        hidden = dense.rnn.hidden_size
-        cache = CachedTeacher(dense)
-        test_loader, valid_loader = baseline.loader("test"), baseline.loader("valid")
-        dense_test = evaluate(dense, test_loader)["accuracy"]
+        cache = CachedTeacher(baseline.model.eval())
+        dense_test = evaluate(baseline.model, baseline.loader("test"))["accuracy"]
         for method in methods:
-            start = time.perf_counter()
-            model, _ = prune_to_units(
+            model, row = _pruned_row(
                 method,
                 baseline,
                 budget,
                 cache=cache,
+                dense_test=dense_test,
                 gal_result=gal_results.get((method, baseline.seed)),
                 progress=progress,
             )
-            test_before = evaluate(model, test_loader)["accuracy"]
-            info = finetune_pruned(
-                model,
-                budget.data(baseline),
-                epochs=budget.ft_epochs,
-                lr=budget.ft_lr,
-                teacher=cache if budget.distill else None,
-                seed=baseline.seed,
-                progress=progress,
-            )
-            rows.append(
-                {
-                    "criterion": method,
-                    "sparsity": 1 - budget.units / hidden,
-                    "units": budget.units,
-                    "seed": baseline.seed,
-                    "dense_test": dense_test,
-                    "valid_before": info["valid_before"],
-                    "test_before": test_before,
-                    "valid_accuracy": evaluate(model, valid_loader)["accuracy"],
-                    "test_accuracy": evaluate(model, test_loader)["accuracy"],
-                    "kept_epoch": info["kept_epoch"],
-                    "seconds": time.perf_counter() - start,
-                }
-            )
+            rows.append(row)
             if models is not None:
                 models[(method, baseline.seed)] = model
     return rows
@@ -344,19 +356,17 @@ def compare_unit_pruning(
 
 def method_summary(rows: Sequence[dict]) -> Table:
     """Per method: test accuracy before and after fine-tuning and the drop against each
-    seed's own dense model, as ``median (min-max)`` over seeds (percent, points)."""
+    seed's own dense model, as ``median (min to max)`` over seeds (percent, points)."""
 
     def spread(values: list[float]) -> str:
-        if len(values) == 1:
-            return f"{values[0]:.1f}"
-        return f"{statistics.median(values):.1f} ({min(values):.1f} to {max(values):.1f})"
+        return median_range(median_spread(values), between=" to ")
 
     table = Table()
-    for method in dict.fromkeys(r["criterion"] for r in rows):
-        mine = [r for r in rows if r["criterion"] == method]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
         table.append(
             {
-                "method": METHOD_NAMES.get(method, method),
+                "method": METHODS[method].long_label if method in METHODS else method,
                 "units": mine[0]["units"],
                 "seeds": len(mine),
                 "test % before fine-tuning": spread([100 * r["test_before"] for r in mine]),
@@ -379,8 +389,7 @@ def adversarial_verdict(rows: Sequence[dict], metric: str = "test_accuracy") -> 
     numbers.
     """
     by_seed = {
-        m: {r["seed"]: r[metric] for r in rows if r["criterion"] == m}
-        for m in ("gal", "gal_no_adv")
+        m: {r["seed"]: r[metric] for r in rows if r["method"] == m} for m in ("gal", "gal_no_adv")
     }
     seeds = sorted(set(by_seed["gal"]) & set(by_seed["gal_no_adv"]))
     if not seeds:
@@ -388,8 +397,8 @@ def adversarial_verdict(rows: Sequence[dict], metric: str = "test_accuracy") -> 
     gal = [by_seed["gal"][s] for s in seeds]
     ablation = [by_seed["gal_no_adv"][s] for s in seeds]
     paired = [a - b for a, b in zip(gal, ablation, strict=True)]
-    picked = [r for r in rows if r["criterion"] in ("gal", "gal_no_adv") and r["seed"] in seeds]
-    verdict = compare_medians(picked, "gal", "gal_no_adv", metric=metric)[0]["verdict"]
+    picked = [r for r in rows if r["method"] in ("gal", "gal_no_adv") and r["seed"] in seeds]
+    verdict = compare_medians(picked, "gal", "gal_no_adv", metric=metric, by="method")[0]["verdict"]
     median_diff = statistics.median(gal) - statistics.median(ablation)
     spread = max(max(gal) - min(gal), max(ablation) - min(ablation))
     if len(seeds) < 2:
@@ -401,13 +410,14 @@ def adversarial_verdict(rows: Sequence[dict], metric: str = "test_accuracy") -> 
         answer = "no: GAL is worse than the ablation beyond the seed spread"
     else:
         answer = "not measurably: the difference is within the seed spread"
+
+    def percent(values: list[float]) -> str:
+        return median_range(median_spread(values), scale=100, unit=" %", always_range=True)
+
     sentence = (
         f"Does the adversarial term help? {answer}. Over {len(seeds)} seed(s), median "
-        f"{metric.replace('_', ' ')}: GAL {100 * statistics.median(gal):.1f} % "
-        f"({100 * min(gal):.1f}-{100 * max(gal):.1f}), ablation "
-        f"{100 * statistics.median(ablation):.1f} % "
-        f"({100 * min(ablation):.1f}-{100 * max(ablation):.1f}); difference of medians "
-        f"{100 * median_diff:+.1f} points, per-seed differences "
+        f"{metric.replace('_', ' ')}: GAL {percent(gal)}, ablation {percent(ablation)}; "
+        f"difference of medians {100 * median_diff:+.1f} points, per-seed differences "
         f"{', '.join(f'{100 * d:+.1f}' for d in paired)}; the widest seed range is "
         f"{100 * spread:.1f} points."
     )
@@ -418,6 +428,62 @@ def adversarial_verdict(rows: Sequence[dict], metric: str = "test_accuracy") -> 
         "paired_differences": paired,
         "median_difference": median_diff,
         "largest_range": spread,
+        "verdict": verdict,
+        "sentence": sentence,
+    }
+
+
+def simplest_sufficient(rows: Sequence[dict], metric: str = "test_accuracy") -> dict:
+    """Which method to use: the simplest one that no other method clearly beats.
+
+    The method with the best median ``metric`` over seeds is the reference; every other
+    method is compared with it by chapter 3's rule (:func:`compare_medians`: "worse" only
+    when its median is lower AND its best seed is below the reference's worst). Among the
+    methods not clearly behind, the one of least :attr:`Method.effort` is recommended:
+    when a simpler method is as good, the simpler one wins. With one seed nothing can be
+    told apart, and ``verdict`` says so.
+    """
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    if not methods:
+        raise ValueError("rows is empty: run compare_unit_pruning first")
+    values = {m: [r[metric] for r in rows if r["method"] == m] for m in methods}
+    medians = {m: statistics.median(v) for m, v in values.items()}
+    best = max(methods, key=lambda m: medians[m])
+    seeds = min(len(v) for v in values.values())
+    verdicts = {
+        m: compare_medians(rows, m, best, metric=metric, by="method")[0]["verdict"]
+        for m in methods
+        if m != best
+    }
+    enough = [best] + [m for m, v in verdicts.items() if v != "worse"]
+    simplest = min(enough, key=lambda m: (METHODS[m].effort, methods.index(m)))
+
+    def named(m: str) -> str:
+        return f"{METHODS[m].label} {100 * medians[m]:.1f} %"
+
+    behind = [m for m, v in verdicts.items() if v == "worse"]
+    if seeds < 2:
+        verdict = "one seed"
+        sentence = (
+            f"Best median {metric.replace('_', ' ')}: {named(best)}. One seed cannot rank "
+            "methods: there is no seed spread to compare the differences with."
+        )
+    else:
+        verdict = "simplest is best" if simplest == best else "simpler is as good"
+        sentence = (
+            f"Best median {metric.replace('_', ' ')} over {seeds} seeds: {named(best)}. "
+            f"Not clearly behind it: {', '.join(named(m) for m in enough[1:]) or 'none'}. "
+            f"Clearly behind: {', '.join(named(m) for m in behind) or 'none'}. "
+            f"The simplest of the methods not clearly behind: {METHODS[simplest].label} "
+            f"({METHODS[simplest].description}) -> use it on this task."
+        )
+    return {
+        "best": best,
+        "medians": medians,
+        "verdicts": verdicts,
+        "not_behind": enough,
+        "simplest": simplest,
+        "seeds": seeds,
         "verdict": verdict,
         "sentence": sentence,
     }

@@ -8,14 +8,15 @@ baseline weights, data, seed), written atomically with its SHA-256 inside and lo
 without unpickling anything; a corrupt, refused or stale file is rebuilt with a warning,
 and a cache folder that cannot be written costs a warning, never the pruned model.
 
-Methods (``amount`` is a sparsity for unstructured methods, hidden units kept for
-structured ones):
+Methods (names from :mod:`course_utils.experiments.methods`; ``amount`` is a sparsity for
+unstructured methods, hidden units kept for structured ones):
 
 - ``"magnitude_oneshot"``, ``"magnitude_agp"``: chapter 2 (|w|, one global threshold);
-- ``"taylor"``, ``"movement"``: chapter 3's gradual pruning with that criterion;
-- ``"snip"``: chapter 3's SNIP (prune the initialization, train from scratch);
+- ``"taylor"``, ``"movement"``, ``"snip"``: chapter 3, with the budget of its comparison
+  (:func:`~course_utils.experiments.comparison.prune_by_criterion`);
 - ``"group_lasso"``: chapter 4 (ISS group lasso, remove units, fine-tune);
-- ``"gal"``: chapter 5 (GAN-guided masks, remove units, fine-tune).
+- ``"gal"``: chapter 5 (GAN-guided masks, remove units, fine-tune), as in its comparison
+  (:func:`~course_utils.experiments.gan_comparison.prune_to_units`).
 
 Budgets: ``"full"`` is each chapter's recipe (and its benchmark's); ``"short"`` trains
 less (chapter 6's notebook); ``"tiny"`` sees only a few batches per epoch (fast mode).
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -36,27 +38,41 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import load_cached, save_cached
-from ..checks import finite_numbers
+from ..checks import finite_numbers, fraction, integer
+from ..masking import get_masks, remove_masks
 from ..models import RNNClassifier
+from ..pruning.gan import CachedTeacher
+from ..pruning.schedules import agp_pruning, one_shot_pruning
 from ..seeding import keeps_global_rng
 from ..settings import cache_dir as default_cache_dir
 from ..train import evaluate
 from .baseline import Baseline, get_baseline
+from .comparison import FineTuneBudget, prune_by_criterion
+from .gan_comparison import UnitBudget, finetune_pruned, prune_to_units
+from .methods import METHODS, get_method
+
+__all__ = [
+    "BUDGETS",
+    "GAL_EPOCHS",
+    "LINEUP",
+    "STRUCTURED",
+    "STRUCTURED_FT_EPOCHS",
+    "UNSTRUCTURED",
+    "RACE",
+    "SMALL_UNITS",
+    "WARM_BASELINES",
+    "WARM_SEEDS",
+    "ZOO_METHODS",
+    "PrunedModel",
+    "lineup_models",
+    "pareto_front",
+    "pruned_model",
+    "recipe",
+    "warm_cache",
+]
 
 ZOO_VERSION = 3
-UNSTRUCTURED = ("magnitude_oneshot", "magnitude_agp", "taylor", "movement", "snip")
-STRUCTURED = ("group_lasso", "gal")
-METHODS = UNSTRUCTURED + STRUCTURED
 BUDGETS = ("full", "short", "tiny")
-METHOD_LABELS = {
-    "magnitude_oneshot": "magnitude one-shot",
-    "magnitude_agp": "magnitude AGP",
-    "taylor": "Taylor",
-    "movement": "movement",
-    "snip": "SNIP",
-    "group_lasso": "group lasso",
-    "gal": "GAN-guided (GAL)",
-}
 LINEUP = (
     ("magnitude_oneshot", 0.9, False),
     ("magnitude_agp", 0.9, False),
@@ -68,7 +84,23 @@ LINEUP = (
     ("magnitude_agp", 0.9, True),
 )
 """Chapter 6's comparison: ``(method, amount, include_embedding)`` for each model."""
-_GRADUAL = {"epochs": 1, "lr": 1e-3, "warmup": 0.1, "ramp_end": 0.7, "frequency": 5}
+
+# Each recipe is its chapter's: chapter 3's FineTuneBudget for Taylor, movement and SNIP,
+# chapter 5's UnitBudget for group lasso and GAL, except for these two numbers.
+STRUCTURED_FT_EPOCHS = 1
+"""Fine-tuning epochs of the zoo's structured models; chapter 5's comparison gives two."""
+GAL_EPOCHS = 3
+"""GAL's epochs in the zoo, as in chapter 5's notebook; ``GALConfig()`` (the benchmark's)
+trains four."""
+
+_CH3, _CH5 = FineTuneBudget(), UnitBudget()
+_GRADUAL = {
+    "epochs": _CH3.epochs,
+    "lr": _CH3.lr,
+    "warmup": _CH3.warmup,
+    "ramp_end": _CH3.ramp_end,
+    "frequency": _CH3.frequency,
+}
 _FULL = {
     "magnitude_oneshot": {"epochs": 3, "lr": 1e-3, "scope": "global"},
     "magnitude_agp": {
@@ -80,15 +112,29 @@ _FULL = {
     },
     "taylor": {**_GRADUAL, "scope": "layerwise"},
     "movement": {**_GRADUAL, "scope": "layerwise"},
-    "snip": {"epochs": None, "lr": None, "scope": "layerwise", "batch_size": 64},
-    "group_lasso": {"lam": 0.05, "gl_epochs": 2, "ft_epochs": 1, "ft_lr": 1e-3},
-    "gal": {"gal_epochs": 3, "ft_epochs": 1, "ft_lr": 1e-3},
+    "snip": {
+        "epochs": _CH3.scratch_epochs,
+        "lr": _CH3.scratch_lr,
+        "scope": "layerwise",
+        "batch_size": _CH3.snip_batch_size,
+    },
+    "group_lasso": {
+        "lam": _CH5.gl_lambda,
+        "gl_epochs": _CH5.gl_epochs,
+        "ft_epochs": STRUCTURED_FT_EPOCHS,
+        "ft_lr": _CH5.ft_lr,
+    },
+    "gal": {"gal_epochs": GAL_EPOCHS, "ft_epochs": STRUCTURED_FT_EPOCHS, "ft_lr": _CH5.ft_lr},
 }
 _SHORTER = {
     "magnitude_oneshot": {"epochs": 1},
     "magnitude_agp": {"epochs": 3, "prune_epochs": 2},
     "snip": {"epochs": 3},
 }
+ZOO_METHODS = tuple(_FULL)
+"""The methods the zoo has a recipe for."""
+UNSTRUCTURED = tuple(m for m in ZOO_METHODS if METHODS[m].kind == "unstructured")
+STRUCTURED = tuple(m for m in ZOO_METHODS if METHODS[m].kind == "structured")
 
 
 def recipe(method: str, budget: str = "full") -> dict:
@@ -97,7 +143,7 @@ def recipe(method: str, budget: str = "full") -> dict:
     ``"full"``: the chapter's recipe (SNIP trains the baseline's epochs + 1 at its lr);
     ``"short"``: fewer epochs; ``"tiny"``: short, and each epoch sees 8 batches.
     """
-    _check_method(method)
+    get_method(method, ZOO_METHODS)
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget={budget!r}; choose from {list(BUDGETS)}")
     out = dict(_FULL[method])
@@ -107,23 +153,17 @@ def recipe(method: str, budget: str = "full") -> dict:
     return out
 
 
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown method={method!r}; choose from {list(METHODS)}")
-    return method
-
-
-def _check_amount(method: str, amount, hidden: int):
-    if method in STRUCTURED:
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= hidden:
-            raise ValueError(
-                f"amount for {method!r} is the number of hidden units kept: an int in "
-                f"[1, {hidden}], got {amount!r}"
-            )
-        return amount
-    if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 < amount < 1:
-        raise ValueError(f"amount for {method!r} is a sparsity in (0, 1), got {amount!r}")
-    return float(amount)
+def _check_amount(method: str, amount, hidden: int) -> float | int:
+    name = f"amount for {method!r}"
+    if METHODS[method].kind == "structured":
+        return integer(
+            name,
+            amount,
+            minimum=1,
+            maximum=hidden,
+            allowed=f"the number of hidden units kept: an int in [1, {hidden}]",
+        )
+    return fraction(name, amount, low_open=True, what="a sparsity")
 
 
 @dataclass
@@ -148,11 +188,11 @@ class PrunedModel:
 
     @property
     def structured(self) -> bool:
-        return self.method in STRUCTURED
+        return METHODS[self.method].kind == "structured"
 
     @property
     def label(self) -> str:
-        name = METHOD_LABELS[self.method]
+        name = METHODS[self.method].label
         if self.structured:
             return f"{name}, {self.amount} units"
         where = ", embedding too" if self.include_embedding else ""
@@ -162,43 +202,41 @@ class PrunedModel:
 # --- building each method -------------------------------------------------------------------
 
 
-def _first_batches(baseline: Baseline, count: int | None, seed: int):
-    if count is None:
-        return baseline
-    batches = []
-    for batch in baseline.loader("train", seed=seed):
-        if len(batches) == count:
-            break
-        batches.append(batch)
-    return batches, baseline.loader("valid")
+def _chapter3_budget(method: str, rec: dict) -> FineTuneBudget:
+    """The recipe as chapter 3's budget (for the magnitude methods: only its data)."""
+    if method == "snip":
+        return FineTuneBudget(
+            scratch_epochs=rec["epochs"],
+            scratch_lr=rec["lr"],
+            snip_batch_size=rec["batch_size"],
+            train_batches=rec["train_batches"],
+        )
+    if method in ("taylor", "movement"):
+        return FineTuneBudget(**{k: rec[k] for k in _GRADUAL}, train_batches=rec["train_batches"])
+    return FineTuneBudget(train_batches=rec["train_batches"])
 
 
 def _unstructured(method, baseline, sparsity, rec, include_embedding, seed, progress):
-    from ..pruning import agp_pruning, one_shot_pruning
-    from ..pruning.criteria import first_batch, gradual_pruning, snip_pruning
-
-    data = _first_batches(baseline, rec["train_batches"], seed)
-    common = {"scope": rec["scope"], "include_embedding": include_embedding, "seed": seed}
-    if method == "snip":
-        model = baseline.initial_model()
-        batch = first_batch(baseline, rec["batch_size"], seed)
-        snip_pruning(
-            model,
-            data,
+    budget = _chapter3_budget(method, rec)
+    if method in ("taylor", "movement", "snip"):
+        model, _ = prune_by_criterion(
+            baseline,
+            method,
             sparsity,
-            epochs=rec["epochs"],
-            lr=rec["lr"],
-            batch=batch,
+            budget,
+            scope=rec["scope"],
+            include_embedding=include_embedding,
             progress=progress,
-            **common,
         )
         return model
+    data = budget.data(baseline, seed)
+    common = {"scope": rec["scope"], "include_embedding": include_embedding, "seed": seed}
     model = baseline.copy_model()
     if method == "magnitude_oneshot":
         one_shot_pruning(
             model, data, sparsity, epochs=rec["epochs"], lr=rec["lr"], progress=progress, **common
         )
-    elif method == "magnitude_agp":
+    else:
         agp_pruning(
             model,
             data,
@@ -210,37 +248,25 @@ def _unstructured(method, baseline, sparsity, rec, include_embedding, seed, prog
             progress=progress,
             **common,
         )
-    else:
-        gradual_pruning(
-            model,
-            data,
-            sparsity,
-            criterion=method,
-            epochs=rec["epochs"],
-            lr=rec["lr"],
-            warmup=rec["warmup"],
-            ramp_end=rec["ramp_end"],
-            frequency=rec["frequency"],
-            progress=progress,
-            **common,
-        )
     return model
 
 
-def _structured(method, baseline, units, rec, seed, progress):
-    from ..pruning.gan import GALConfig
-    from .gan_comparison import CachedTeacher, UnitBudget, finetune_pruned, prune_to_units
-
-    budget = UnitBudget(
+def _unit_budget(units: int, rec: dict, seed: int) -> UnitBudget:
+    """The recipe as chapter 5's budget; what the recipe leaves out keeps its defaults."""
+    return UnitBudget(
         units=units,
-        gal=dataclasses.replace(GALConfig(), epochs=rec.get("gal_epochs", 3), seed=seed),
-        gl_lambda=rec.get("lam", 0.05),
-        gl_epochs=rec.get("gl_epochs", 2),
+        gal=dataclasses.replace(_CH5.gal, epochs=rec.get("gal_epochs", GAL_EPOCHS), seed=seed),
+        gl_lambda=rec.get("lam", _CH5.gl_lambda),
+        gl_epochs=rec.get("gl_epochs", _CH5.gl_epochs),
         ft_epochs=rec["ft_epochs"],
         ft_lr=rec["ft_lr"],
         distill=True,
         train_batches=rec["train_batches"],
     )
+
+
+def _structured(method, baseline, units, rec, seed, progress):
+    budget = _unit_budget(units, rec, seed)
     cache = CachedTeacher(baseline.model.eval())
     model, _ = prune_to_units(method, baseline, budget, cache=cache, progress=progress)
     finetune_pruned(
@@ -253,6 +279,27 @@ def _structured(method, baseline, units, rec, seed, progress):
         progress=progress,
     )
     return model
+
+
+def _built(method, amount, rec, include_embedding, baseline: Baseline, progress):
+    """Prune and fine-tune, make the pruning permanent, measure: ``(model, metrics)``."""
+    seed = baseline.seed
+    start = time.perf_counter()
+    if METHODS[method].kind == "structured":
+        model = _structured(method, baseline, amount, rec, seed, progress)
+    else:
+        model = _unstructured(method, baseline, amount, rec, include_embedding, seed, progress)
+    seconds = time.perf_counter() - start
+    if get_masks(model):
+        remove_masks(model)
+    model.eval()
+    metrics = {
+        "valid_accuracy": evaluate(model, baseline.loader("valid"))["accuracy"],
+        "test_accuracy": evaluate(model, baseline.loader("test"))["accuracy"],
+        "dense_test_accuracy": baseline.metrics["test_accuracy"],
+        "train_seconds": seconds,
+    }
+    return model, metrics
 
 
 def _resolved(method: str, budget: str, baseline: Baseline) -> dict:
@@ -288,6 +335,23 @@ def _weights_digest(model: RNNClassifier) -> str:
     return digest.hexdigest()
 
 
+def _from_cache(path: Path, key: str, device: torch.device) -> tuple | None:
+    """``(model, metrics)`` from the cache file, or None (missing, stale or unusable)."""
+    found = load_cached(
+        path, key, what="Pruned-model", stale="with another recipe, baseline or data"
+    )
+    if found is None:
+        return None
+    model, extra = found
+    if not isinstance(extra.get("metrics"), dict):
+        warnings.warn(
+            f"Pruned-model cache {path} is not usable: it has no metrics. Rebuilding it.",
+            stacklevel=3,
+        )
+        return None
+    return model.to(device).eval(), extra["metrics"]
+
+
 @keeps_global_rng
 def pruned_model(
     method: str,
@@ -309,61 +373,27 @@ def pruned_model(
     ``"tiny"`` (:func:`recipe`). ``baseline`` (optional) is the already loaded
     ``get_baseline(seed=seed)``. Returns a :class:`PrunedModel`; the baseline is not changed.
     """
-    _check_method(method)
-    if method in STRUCTURED and include_embedding:
+    get_method(method, ZOO_METHODS)
+    if METHODS[method].kind == "structured" and include_embedding:
         raise ValueError(f"include_embedding applies to unstructured methods, not {method!r}")
     if baseline is None:
         baseline = get_baseline(seed=seed, progress=progress)
     elif baseline.seed != seed:
         raise ValueError(f"baseline has seed {baseline.seed}, but seed={seed} was asked for")
     amount = _check_amount(method, amount, baseline.model.rnn.hidden_size)
+    embedding = bool(include_embedding)
     rec = _resolved(method, budget, baseline)
-    key = _key(method, amount, rec, bool(include_embedding), baseline)
+    key = _key(method, amount, rec, embedding, baseline)
     path = Path(cache_dir or default_cache_dir()) / f"pruned-{method}-{key[:20]}.safetensors"
-    device = next(baseline.model.parameters()).device
-    info = dict(
-        method=method,
-        amount=amount,
-        seed=seed,
-        include_embedding=bool(include_embedding),
-        budget=budget,
-        recipe=rec,
-    )
-    found = (
-        load_cached(path, key, what="Pruned-model", stale="with another recipe, baseline or data")
-        if cache
-        else None
-    )
+    made = functools.partial(PrunedModel, method, amount, seed, embedding, budget, rec)
+    found = _from_cache(path, key, next(baseline.model.parameters()).device) if cache else None
     if found is not None:
-        model, extra = found
-        if isinstance(extra.get("metrics"), dict):
-            return PrunedModel(
-                **info, model=model.to(device).eval(), metrics=extra["metrics"], from_cache=True
-            )
-        warnings.warn(
-            f"Pruned-model cache {path} is not usable: it has no metrics. Rebuilding it.",
-            stacklevel=2,
-        )
-    from ..pruning import get_masks, remove_masks
-
-    start = time.perf_counter()
-    if method in STRUCTURED:
-        model = _structured(method, baseline, amount, rec, seed, progress)
-    else:
-        model = _unstructured(method, baseline, amount, rec, include_embedding, seed, progress)
-    seconds = time.perf_counter() - start
-    if get_masks(model):
-        remove_masks(model)
-    model.eval()
-    metrics = {
-        "valid_accuracy": evaluate(model, baseline.loader("valid"))["accuracy"],
-        "test_accuracy": evaluate(model, baseline.loader("test"))["accuracy"],
-        "dense_test_accuracy": baseline.metrics["test_accuracy"],
-        "train_seconds": seconds,
-    }
+        model, metrics = found
+        return made(model=model, metrics=metrics, from_cache=True)
+    model, metrics = _built(method, amount, rec, include_embedding, baseline, progress)
     if cache:
         save_cached(path, copy.deepcopy(model).cpu(), what="Pruned-model", key=key, metrics=metrics)
-    return PrunedModel(**info, model=model, metrics=metrics, from_cache=False)
+    return made(model=model, metrics=metrics, from_cache=False)
 
 
 @keeps_global_rng
@@ -397,17 +427,28 @@ def lineup_models(
 
 WARM_SEEDS = (0, 1, 2)
 """The baseline seeds chapter 5 compares (seed 0 is every chapter's baseline)."""
+RACE = {"epochs": 4, "max_len": 200, "patience": None}
+"""Chapter 1's race of the three cells (RNN, LSTM, GRU): a short, equal budget."""
+SMALL_UNITS = 32
+"""Chapter 4's reference: an LSTM with this many hidden units, trained from scratch."""
+WARM_BASELINES = (
+    *({"seed": 0, "cell": cell, **RACE} for cell in ("rnn", "lstm", "gru")),
+    *({"seed": seed} for seed in WARM_SEEDS),
+    {"seed": 0, "hidden_size": SMALL_UNITS},
+)
+"""Every ``get_baseline`` the chapters call in full mode: chapter 1's race and baseline,
+chapter 5's other seeds and chapter 4's small LSTM."""
 
 
 @keeps_global_rng
 def warm_cache(*, progress: bool | None = None) -> list[PrunedModel]:
-    """Train and cache what the chapters after chapter 1 load: the baselines of
-    :data:`WARM_SEEDS` and chapter 6's line-up (``"short"`` budget). ``make warm`` runs it
-    after chapter 1, so that no chapter trains a baseline or a line-up model in class.
-    Returns the line-up; everything already cached is only loaded.
+    """Train and cache every model the chapters load: :data:`WARM_BASELINES` and chapter
+    6's line-up (``"short"`` budget). ``python -m course_utils warm`` (and ``make warm``)
+    runs it before a class, so that no chapter trains a cached model in class. Returns
+    the line-up; everything already cached is only loaded.
     """
-    for seed in WARM_SEEDS:
-        get_baseline(seed=seed, progress=progress)
+    for overrides in WARM_BASELINES:
+        get_baseline(progress=progress, **overrides)
     return lineup_models(seed=0, budget="short", progress=progress)
 
 
@@ -433,20 +474,3 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
         )
     ]
     return sorted(front, key=lambda i: (costs[i], -scores[i]))
-
-
-__all__ = [
-    "BUDGETS",
-    "LINEUP",
-    "METHODS",
-    "METHOD_LABELS",
-    "PrunedModel",
-    "STRUCTURED",
-    "UNSTRUCTURED",
-    "WARM_SEEDS",
-    "lineup_models",
-    "pareto_front",
-    "pruned_model",
-    "recipe",
-    "warm_cache",
-]

@@ -1,15 +1,26 @@
-"""Pruning methods, one module each (chapters 2-5).
+"""Pruning methods, one module per idea (chapters 2-5).
 
-``masks`` (storing, applying and selecting masks), ``magnitude`` (|w| and random scores,
+Chapter 2: ``selection`` (scores to masks), ``magnitude`` (|w| and random scores,
 ``prune``), ``finetune`` (training with masks kept), ``schedules`` (one-shot, iterative,
-AGP), ``lottery`` (lottery tickets), ``sensitivity`` (one tensor at a time),
-``gradient`` (Taylor, SNIP, movement), ``regularization`` (L1, L2, group lasso, ISS
-groups), ``structured`` (removing hidden units), ``gan`` (GAN-guided pruning),
-``data_free`` (data-free distillation, DAFL; chapter 5's appendix).
+AGP), ``lottery`` (lottery tickets), ``sensitivity`` (one tensor at a time); masks
+themselves live in :mod:`course_utils.masking`. Chapter 3: ``gradient`` (Taylor, SNIP,
+movement scores), ``criteria`` (pruning with them, comparing masks). Chapter 4:
+``groups`` (ISS groups), ``regularization`` (L1, L2, group lasso), ``structured``
+(removing hidden units). Chapter 5: ``gan`` (GAN-guided pruning) with ``soft_masks``,
+and ``data_free`` (data-free distillation, DAFL; chapter 5's appendix).
+
+Which names live here: the package re-exports every public name of ``masking`` and of
+the chapter 2-4 modules, so ``from course_utils import pruning`` then
+``pruning.prune(...)`` reaches them all; constants in capitals (registries such as
+``CRITERIA`` and ``SCOPES``, default grids) are read from their module. Chapter 5's
+modules are used as modules, ``from course_utils.pruning import gan`` then
+``gan.train_gal(...)``: each algorithm brings its own configuration, result and
+training steps (both have a ``student_step``).
 """
 
 from ..masking import (
     apply_masks,
+    check_names,
     check_sparsity,
     get_masks,
     keep_masks,
@@ -21,15 +32,60 @@ from ..masking import (
     set_masks,
     sparsity_report,
 )
-from .finetune import finetune, training_loaders
-from .lottery import lottery_ticket, rewind_weights
-from .magnitude import magnitude_scores, prune, random_scores
-from .regularization import (
+from .criteria import (
+    agp_steps,
+    first_batch,
+    gradual_pruning,
+    jaccard,
+    jaccard_per_tensor,
+    snip_pruning,
+)
+from .finetune import (
+    finetune,
+    training_loaders,
+)
+from .gradient import (
+    LossFn,
+    MovementScores,
+    RunningTaylorScores,
+    batch_gradients,
+    cross_entropy_loss,
+    group_slices,
+    looks_trained,
+    snip_scores,
+    taylor_group_scores,
+    taylor_scores,
+    taylor_unit_scores,
+)
+from .groups import (
+    Group,
     GroupSet,
+    Slice,
+    check_groups,
+    check_strength,
     embedding_dim_groups,
+    hidden_unit_groups,
+    rnn_param_name,
+    split_model,
+)
+from .lottery import (
+    lottery_ticket,
+    random_initialization,
+    rewind_weights,
+    train_dense,
+    weights_of,
+)
+from .magnitude import (
+    check_criterion,
+    magnitude_scores,
+    prune,
+    pruned_names,
+    pruned_sparsity,
+    random_scores,
+)
+from .regularization import (
     group_lasso_penalty,
     group_norms,
-    hidden_unit_groups,
     l1_penalty,
     l2_penalty,
     proximal_group_lasso,
@@ -37,20 +93,35 @@ from .regularization import (
     regularized_loss,
     soft_threshold,
     train_group_lasso,
+    zero_groups_below,
 )
 from .schedules import (
     AGPPruner,
     PruningRun,
+    ScoresFn,
     agp_pruning,
     agp_sparsity,
+    finetune_round,
     iterative_pruning,
     iterative_sparsities,
     one_shot_pruning,
 )
-from .selection import normalize_scores, select, select_global, select_layerwise, select_per_tensor
-from .sensitivity import plot_sensitivity, sensitivity_scan
+from .selection import (
+    check_scope,
+    normalize_scores,
+    select,
+    select_global,
+    select_layerwise,
+    select_per_tensor,
+)
+from .sensitivity import (
+    plot_sensitivity,
+    sensitivity_scan,
+)
 from .structured import (
+    Slot,
     allocate_units,
+    check_keep,
     keep_from_masks,
     layer_sensitivity,
     mask_embedding_dims,
@@ -61,63 +132,102 @@ from .structured import (
     select_units,
     select_units_by_norm,
     unit_norms,
+    unit_slots,
+    units_kept,
 )
 
 __all__ = [
-    # chapter 4: regularization and structured pruning
-    "GroupSet",
+    "agp_pruning",
+    "agp_sparsity",
+    "agp_steps",
+    "AGPPruner",
     "allocate_units",
+    "apply_masks",
+    "batch_gradients",
+    "check_criterion",
+    "check_groups",
+    "check_keep",
+    "check_names",
+    "check_scope",
+    "check_sparsity",
+    "check_strength",
+    "cross_entropy_loss",
     "embedding_dim_groups",
+    "finetune",
+    "finetune_round",
+    "first_batch",
+    "get_masks",
+    "gradual_pruning",
+    "Group",
     "group_lasso_penalty",
     "group_norms",
+    "group_slices",
+    "GroupSet",
     "hidden_unit_groups",
+    "iterative_pruning",
+    "iterative_sparsities",
+    "jaccard",
+    "jaccard_per_tensor",
     "keep_from_masks",
+    "keep_masks",
     "l1_penalty",
     "l2_penalty",
     "layer_sensitivity",
-    "mask_embedding_dims",
-    "mask_hidden_units",
-    "nonzero_units",
-    "proximal_group_lasso",
-    "proximal_l1",
-    "regularized_loss",
-    "remove_embedding_dims",
-    "remove_hidden_units",
-    "select_units",
-    "select_units_by_norm",
-    "soft_threshold",
-    "train_group_lasso",
-    "unit_norms",
-    "AGPPruner",
-    "PruningRun",
-    "agp_pruning",
-    "agp_sparsity",
-    "apply_masks",
-    "check_sparsity",
-    "finetune",
-    "get_masks",
-    "iterative_pruning",
-    "iterative_sparsities",
-    "keep_masks",
+    "looks_trained",
+    "LossFn",
     "lottery_ticket",
     "magnitude_scores",
+    "mask_embedding_dims",
     "mask_gradients",
+    "mask_hidden_units",
+    "MovementScores",
+    "nonzero_units",
     "normalize_scores",
     "one_shot_pruning",
     "overall_sparsity",
     "plot_sensitivity",
+    "proximal_group_lasso",
+    "proximal_l1",
     "prunable_parameters",
     "prune",
+    "pruned_names",
+    "pruned_sparsity",
+    "PruningRun",
+    "random_initialization",
     "random_scores",
     "register_masks_from_state_dict",
+    "regularized_loss",
+    "remove_embedding_dims",
+    "remove_hidden_units",
     "remove_masks",
     "rewind_weights",
+    "rnn_param_name",
+    "RunningTaylorScores",
+    "ScoresFn",
     "select",
     "select_global",
     "select_layerwise",
     "select_per_tensor",
+    "select_units",
+    "select_units_by_norm",
     "sensitivity_scan",
     "set_masks",
+    "Slice",
+    "Slot",
+    "snip_pruning",
+    "snip_scores",
+    "soft_threshold",
     "sparsity_report",
+    "split_model",
+    "taylor_group_scores",
+    "taylor_scores",
+    "taylor_unit_scores",
+    "train_dense",
+    "train_group_lasso",
     "training_loaders",
+    "unit_norms",
+    "unit_slots",
+    "units_kept",
+    "weights_of",
+    "zero_groups_below",
 ]

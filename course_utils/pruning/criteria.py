@@ -7,7 +7,8 @@ criteria lives in :mod:`course_utils.experiments.comparison`.
 - :func:`gradual_pruning`: the cubic AGP schedule (Zhu & Gupta 2017) where each pruning
   step ranks the live weights by ``magnitude``, ``random``, ``taylor`` (running |g·w|)
   or ``movement`` (accumulated -g·w). ``criterion="movement"`` is movement pruning with
-  hard top-k (Sanh et al. 2020).
+  hard top-k (Sanh et al. 2020). The names are those of the one registry of score
+  criteria, :data:`course_utils.pruning.magnitude.CRITERIA`.
 - :func:`snip_pruning`: SNIP (Lee et al. 2019): score a freshly initialized network on
   one batch, prune it, train the sparse network.
 - :func:`jaccard` and :func:`jaccard_per_tensor`: how far two masks keep the same weights.
@@ -22,18 +23,28 @@ import torch
 from torch import nn
 
 from ..checks import fraction, positive_int, positive_number
-from ..masking import check_names, check_sparsity, prunable_parameters
+from ..masking import check_sparsity
 from ..report import Table
 from ..seeding import keeps_global_rng, set_seed
-from ..train import evaluate, nonempty_batches
+from ..train import TrainingData, evaluate, nonempty_batches
 from .finetune import finetune, training_loaders
-from .gradient import MovementScores, RunningTaylorScores, snip_scores
-from .magnitude import prune
+from .gradient import snip_scores
+from .magnitude import (
+    CRITERIA,
+    TRAINING_CRITERIA,
+    WEIGHT_CRITERIA,
+    check_criterion,
+    prune,
+    pruned_names,
+    pruned_sparsity,
+)
 from .schedules import AGPPruner, PruningRun
 from .selection import SCOPES
 
-GRADUAL_CRITERIA = ("magnitude", "random", "taylor", "movement")
-ALL_CRITERIA = (*GRADUAL_CRITERIA, "snip")
+GRADUAL_CRITERIA = (*WEIGHT_CRITERIA, *TRAINING_CRITERIA)
+"""The criteria :func:`gradual_pruning` ranks by: magnitude, random, taylor, movement."""
+ALL_CRITERIA = tuple(CRITERIA)
+"""Every criterion of chapter 3's comparison: the gradual ones and SNIP."""
 
 
 # --- overlap of masks --------------------------------------------------------------------
@@ -82,35 +93,15 @@ def jaccard_per_tensor(
 
 
 def _tracker(criterion: str, model: nn.Module, names: list[str], momentum: float):
-    if criterion == "taylor":
-        return RunningTaylorScores(model, names, momentum=momentum)
-    if criterion == "movement":
-        return MovementScores(model, names)
-    return None
-
-
-def _check_criterion(criterion: str, allowed: Sequence[str]) -> None:
-    if criterion not in allowed:
-        raise ValueError(f"unknown criterion={criterion!r}; choose from {list(allowed)}")
+    """The criterion's score tracker (a ``before_step`` hook), or None for |w| and random."""
+    if criterion not in TRAINING_CRITERIA:
+        return None
+    options = {"momentum": momentum} if criterion == "taylor" else {}
+    return CRITERIA[criterion](model, names, **options)
 
 
 def _check_fraction(value: float, argument: str, *, upper_inclusive: bool = False) -> float:
     return fraction(argument, value, high_open=not upper_inclusive, what="a fraction of the steps")
-
-
-def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | None) -> list[str]:
-    if names is None:
-        return list(prunable_parameters(model, include_embedding=include_embedding))
-    if isinstance(names, str) or not names:
-        raise ValueError(f"names must be a non-empty list of weight names, got {names!r}")
-    check_names(model, names)
-    return list(names)
-
-
-def _reached(model: nn.Module, names: Sequence[str]) -> float:
-    params = dict(model.named_parameters())
-    total = sum(params[n].numel() for n in names)
-    return sum(int((params[n] == 0).sum()) for n in names) / total
 
 
 def agp_steps(steps: int, *, warmup: float, ramp_end: float, frequency: int) -> tuple[int, int]:
@@ -133,7 +124,7 @@ def agp_steps(steps: int, *, warmup: float, ramp_end: float, frequency: int) -> 
 @keeps_global_rng
 def gradual_pruning(
     model: nn.Module,
-    data,
+    data: TrainingData | tuple,
     final: float,
     *,
     criterion: str = "movement",
@@ -168,12 +159,12 @@ def gradual_pruning(
     model ends in its best validation state at the final sparsity; returns a
     :class:`PruningRun` (``events``: the schedule's pruning steps).
     """
-    _check_criterion(criterion, GRADUAL_CRITERIA)
+    check_criterion(criterion, GRADUAL_CRITERIA)
     final = check_sparsity(final, "final")
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
     epochs = positive_int("epochs", epochs)
-    names = _names(model, include_embedding, names)
+    names = pruned_names(model, include_embedding=include_embedding, names=names)
     train_loader, _ = training_loaders(data, seed=seed)
     steps_per_epoch = len(train_loader)
     start, end = agp_steps(
@@ -210,19 +201,23 @@ def gradual_pruning(
     )
     events = Table({"step": s, "target": t} for s, t in pruner.events)
     accuracy = history.valid_accuracy[history.best_epoch - 1]
-    return PruningRun(f"{criterion} AGP", events, [history], _reached(model, names), accuracy)
+    return PruningRun(
+        f"{criterion} AGP", events, [history], pruned_sparsity(model, names), accuracy
+    )
 
 
 # --- SNIP: prune at initialization, then train ------------------------------------------------
 
 
-def first_batch(data, batch_size: int, seed: int) -> tuple:
+@keeps_global_rng
+def first_batch(data: TrainingData | tuple, batch_size: int, seed: int) -> tuple:
     """The first training batch ``(tokens, lengths, labels)`` of a seeded loader.
 
-    ``data`` is a ``Baseline`` (its own loader, ``batch_size`` articles) or anything
-    ``training_loaders`` accepts. SNIP scores the initialization on this one batch.
+    ``data`` is a :class:`~course_utils.train.TrainingData` such as a ``Baseline`` (its own
+    loader, ``batch_size`` articles) or a ``(train_loader, valid_loader)`` pair (its
+    first batch, whatever its size). SNIP scores the initialization on this one batch.
     """
-    if hasattr(data, "loader") and hasattr(data, "datasets"):
+    if isinstance(data, TrainingData):
         loader = data.loader("train", batch_size=positive_int("batch_size", batch_size), seed=seed)
         return next(iter(nonempty_batches(loader, "data's training loader")))
     train_loader, _ = training_loaders(data, seed=seed)
@@ -232,7 +227,7 @@ def first_batch(data, batch_size: int, seed: int) -> tuple:
 @keeps_global_rng
 def snip_pruning(
     model: nn.Module,
-    data,
+    data: TrainingData | tuple,
     sparsity: float,
     *,
     epochs: int,
@@ -258,7 +253,7 @@ def snip_pruning(
     epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
-    names = _names(model, include_embedding, names)
+    names = pruned_names(model, include_embedding=include_embedding, names=names)
     set_seed(seed)
     if batch is None:
         batch = first_batch(data, batch_size, seed)
@@ -271,22 +266,22 @@ def snip_pruning(
         [
             {
                 "target": sparsity,
-                "sparsity": _reached(model, names),
+                "sparsity": pruned_sparsity(model, names),
                 "valid_acc_at_init": pruned_accuracy,
                 "valid_acc_trained": history.best_valid_accuracy,
             }
         ]
     )
     return PruningRun(
-        "SNIP", events, [history], _reached(model, names), history.best_valid_accuracy
+        "SNIP", events, [history], pruned_sparsity(model, names), history.best_valid_accuracy
     )
 
 
 __all__ = [
     "ALL_CRITERIA",
     "GRADUAL_CRITERIA",
-    "first_batch",
     "agp_steps",
+    "first_batch",
     "gradual_pruning",
     "jaccard",
     "jaccard_per_tensor",

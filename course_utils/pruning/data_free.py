@@ -17,7 +17,9 @@ The generator minimizes, over a batch of generated sequences with teacher logits
 ``L_G = L_oh + alpha·L_a + beta·L_ie`` (alpha 0.1 and beta 5 as in the paper). The
 **student** learns from the same samples by knowledge distillation,
 ``KL(softmax(y/T) || softmax(s/T))·T²``. Generator and student step once per iteration,
-as in the paper's code. The generator mirrors DAFL's (a linear layer, two
+as in the paper's code: :func:`distill_data_free` runs :func:`sample_inputs`,
+:func:`teacher_losses`, :func:`student_loss`, :func:`generator_step` and
+:func:`student_step` in turn. The generator mirrors DAFL's (a linear layer, two
 upsample-and-convolve blocks with batch norm, tanh and a final batch norm without
 affine parameters), in 1-D over time; its output is scaled to the mean and standard
 deviation of each dimension of the teacher's embedding table, so that generated vectors
@@ -40,18 +42,25 @@ from ..models import RNNClassifier
 from ..seeding import keeps_global_rng
 from ..settings import show_progress
 from ..train import evaluate, nonempty_batches
-from .soft_masks import check_teacher
+from .soft_masks import check_teacher, frozen_copy
 
 __all__ = [
     "DAFLConfig",
     "DAFLResult",
+    "SOURCES",
     "SequenceGenerator",
     "check_pair",
     "dafl_losses",
     "distill_data_free",
+    "distillation_loss",
     "embedded_forward",
     "embedding_stats",
+    "generator_step",
     "nearest_words",
+    "sample_inputs",
+    "student_loss",
+    "student_step",
+    "teacher_losses",
 ]
 
 
@@ -240,7 +249,14 @@ def check_pair(teacher: RNNClassifier, student: RNNClassifier) -> None:
         raise ValueError("teacher and student must be on the same device")
 
 
-def _kd(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Knowledge distillation: ``KL(softmax(t/T) || softmax(s/T))·T²``, averaged over the batch.
+
+    ``T`` is the temperature; the factor ``T²`` keeps the gradients' scale when ``T``
+    changes (Hinton et al. 2015).
+    """
     return (
         nn.functional.kl_div(
             torch.log_softmax(student_logits / temperature, dim=1),
@@ -250,6 +266,82 @@ def _kd(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
         )
         * temperature**2
     )
+
+
+def sample_inputs(
+    teacher: RNNClassifier,
+    generator: SequenceGenerator | None,
+    words: torch.Tensor,
+    config: DAFLConfig,
+    noise: torch.Generator,
+) -> torch.Tensor:
+    """Step 1 of a DAFL iteration: a batch of embedding sequences ``(batch, seq_len, E)``.
+
+    With a ``generator`` (DAFL), its samples from Gaussian noise; without one (the
+    control, ``source="random_words"``), ``config.seq_len`` words drawn uniformly from
+    ``words`` and looked up in the teacher's embedding. Random numbers come from the
+    ``torch.Generator`` ``noise`` only.
+    """
+    device = words.device
+    if generator is not None:
+        z = torch.randn(config.batch_size, config.noise_dim, generator=noise, device=device)
+        return generator(z)
+    pick = torch.randint(
+        len(words), (config.batch_size, config.seq_len), generator=noise, device=device
+    )
+    return teacher.embedding(words[pick])
+
+
+def teacher_losses(
+    teacher: RNNClassifier, inputs: torch.Tensor, config: DAFLConfig, *, learn: bool
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Step 2: the frozen teacher reads the batch; DAFL's generator losses on its answer.
+
+    Returns :func:`dafl_losses` (``total`` is L_G) and the teacher's logits. With
+    ``learn=True`` the losses keep their graph back to the generator that made
+    ``inputs``; otherwise nothing is recorded for gradients.
+    """
+    with torch.set_grad_enabled(learn):
+        t_logits, t_features = embedded_forward(teacher, inputs)
+        losses = dafl_losses(t_logits, t_features, alpha=config.alpha, beta=config.beta)
+    return losses, t_logits
+
+
+def student_loss(
+    student: RNNClassifier, inputs: torch.Tensor, t_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Step 3: the student reads the same batch and is scored against the teacher.
+
+    Inputs and teacher logits are detached: the student's loss moves neither the
+    generator nor the teacher. Returns :func:`distillation_loss`.
+    """
+    s_logits, _ = embedded_forward(student, inputs.detach())
+    return distillation_loss(s_logits, t_logits.detach(), temperature)
+
+
+def generator_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Step 4: one Adam step of the generator on its loss L_G."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def student_step(
+    student: RNNClassifier, optimizer: torch.optim.Optimizer, kd: torch.Tensor, clip: float | None
+) -> None:
+    """Step 5: one Adam step of the student on its distillation loss ``kd``.
+
+    The gradient norm is clipped to ``clip`` first (None: no clipping); the optimizer
+    keeps chapter 2's masks, if any.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    kd.backward()
+    if clip is not None:
+        nn.utils.clip_grad_norm_(student.parameters(), clip)
+    optimizer.step()
+
+
+_LOSSES = ("one_hot", "activation", "entropy", "generator", "kd")
 
 
 @keeps_global_rng
@@ -265,7 +357,9 @@ def distill_data_free(
 
     No training data is read: with ``config.source="generator"`` (DAFL) a generator learns
     DAFL's losses against the teacher; with ``"random_words"`` (the control) the inputs are
-    uniformly drawn words. ``valid_loader`` (optional) is evaluated every
+    uniformly drawn words. Each iteration runs five steps: :func:`sample_inputs`,
+    :func:`teacher_losses`, :func:`student_loss`, :func:`generator_step` (DAFL only) and
+    :func:`student_step`. ``valid_loader`` (optional) is evaluated every
     ``config.eval_every`` steps to draw the curve; it selects nothing. If a loss becomes
     NaN or infinite, training stops before that step's update with a RuntimeWarning: the
     result keeps the last finite state (``diverged=True``). The teacher and ``student``
@@ -283,13 +377,10 @@ def distill_data_free(
     device = next(teacher.parameters()).device
     torch.manual_seed(config.seed)
     noise = torch.Generator(device=device).manual_seed(config.seed)
-    teacher = copy.deepcopy(teacher).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_copy(teacher)
     student = copy.deepcopy(student).train()
-    use_generator = config.source == "generator"
-    generator = None
-    if use_generator:
+    generator, learn = None, config.source == "generator"
+    if learn:
         mean, std = embedding_stats(teacher)
         generator = SequenceGenerator(
             config.noise_dim, config.seq_len, mean, std, channels=config.channels
@@ -299,54 +390,26 @@ def distill_data_free(
     keep_masks(opt_s, student)  # a student pruned in chapter 2 stays pruned
     words = torch.arange(teacher.embedding.num_embeddings, device=device)
     words = words[words != teacher.embedding.padding_idx]
-    names = ("one_hot", "activation", "entropy", "generator", "kd")
-    history: dict = {name: [] for name in names} | {
+    history: dict = {name: [] for name in _LOSSES} | {
         "class_share": [],
         "valid_step": [],
         "valid_accuracy": [],
     }
-    classes = teacher.classifier.out_features
     show = show_progress() if progress is None else progress
     start, diverged = time.perf_counter(), False
     for step in tqdm(range(1, config.steps + 1), desc="DAFL", disable=not show, leave=False):
-        if use_generator:
-            z = torch.randn(config.batch_size, config.noise_dim, generator=noise, device=device)
-            fake = generator(z)
-        else:
-            pick = torch.randint(
-                len(words), (config.batch_size, config.seq_len), generator=noise, device=device
-            )
-            fake = teacher.embedding(words[pick])
-        with torch.set_grad_enabled(use_generator):
-            t_logits, t_features = embedded_forward(teacher, fake)
-            losses = dafl_losses(t_logits, t_features, alpha=config.alpha, beta=config.beta)
-        s_logits, _ = embedded_forward(student, fake.detach())
-        kd = _kd(s_logits, t_logits.detach(), config.temperature)
+        inputs = sample_inputs(teacher, generator, words, config, noise)  # 1.
+        losses, t_logits = teacher_losses(teacher, inputs, config, learn=learn)  # 2.
+        kd = student_loss(student, inputs, t_logits, config.temperature)  # 3.
         bad = [n for n, v in (("generator", losses["total"]), ("kd", kd)) if not torch.isfinite(v)]
         if bad:
             diverged = True
-            warnings.warn(
-                f"DAFL diverged at step {step}: the {bad[0]} loss is not finite. Stopped "
-                "before this step's update; the result keeps the last finite state. "
-                "Lower g_lr or lr.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            warnings.warn(_diverged(step, bad[0]), RuntimeWarning, stacklevel=2)
             break
-        if use_generator:
-            opt_g.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            opt_g.step()
-        opt_s.zero_grad(set_to_none=True)
-        kd.backward()
-        if config.clip is not None:
-            nn.utils.clip_grad_norm_(student.parameters(), config.clip)
-        opt_s.step()
-        values = (losses["one_hot"], losses["activation"], losses["entropy"], losses["total"], kd)
-        for name, value in zip(names, values, strict=True):
-            history[name].append(float(value.detach()))
-        counts = torch.bincount(t_logits.argmax(dim=1), minlength=classes)
-        history["class_share"].append((counts.float() / config.batch_size).tolist())
+        if learn:
+            generator_step(opt_g, losses["total"])  # 4.
+        student_step(student, opt_s, kd, config.clip)  # 5.
+        _record_step(history, losses, kd, t_logits, config.batch_size)
         if valid_loader is not None and (step % config.eval_every == 0 or step == config.steps):
             history["valid_step"].append(step)
             history["valid_accuracy"].append(evaluate(student, valid_loader)["accuracy"])
@@ -356,6 +419,21 @@ def distill_data_free(
         generator.eval()
     seconds = time.perf_counter() - start
     return DAFLResult(student, generator, history, seconds, diverged)
+
+
+def _diverged(step: int, what: str) -> str:
+    return (
+        f"DAFL diverged at step {step}: the {what} loss is not finite. Stopped before this "
+        "step's update; the result keeps the last finite state. Lower g_lr or lr."
+    )
+
+
+def _record_step(history: dict, losses: dict, kd: torch.Tensor, t_logits, batch_size) -> None:
+    values = (losses["one_hot"], losses["activation"], losses["entropy"], losses["total"], kd)
+    for name, value in zip(_LOSSES, values, strict=True):
+        history[name].append(float(value.detach()))
+    counts = torch.bincount(t_logits.argmax(dim=1), minlength=t_logits.shape[1])
+    history["class_share"].append((counts.float() / batch_size).tolist())
 
 
 def nearest_words(

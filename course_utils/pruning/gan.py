@@ -6,12 +6,22 @@ Introduced in chapter 5. The trained dense classifier is the frozen **teacher**.
 masks, folding and removal, all re-exported here). With ``m_k = 0`` a unit influences
 nothing, so chapter 4's ``remove_hidden_units`` removes it exactly.
 
-A small non-linear **discriminator** tells teacher logits from student logits. Each
-iteration of :func:`train_gal` updates the discriminator, then the student's weights on
-``adv_weight·BCE(D(student), "teacher") + data_weight·MSE(student, teacher)
-[+ ce_weight·CE(student, labels)]``; every ``mask_every`` iterations the masks take a
-FISTA step with the L1 penalty ``lam·||m||_1`` as its proximal part. ``adv_weight=0``
-is the ablation without the adversarial term (distillation + L1 masks).
+A small non-linear **discriminator** tells teacher logits from student logits.
+:func:`train_gal` repeats the chapter's five steps on every batch, each a function of its
+own (:func:`gal_parts` builds what they update):
+
+1. the teacher's logits ``t`` (:class:`CachedTeacher`);
+2. the student's logits ``s`` at the current masks;
+3. :func:`discriminator_step`: one step of D, ``t`` "real" and ``s`` "fake";
+4. :func:`student_step`: one step of the student's weights on ``adv_weight·BCE(D(s),
+   "teacher") + data_weight·MSE(s, t) [+ ce_weight·CE(s, labels)]``; the masks'
+   gradients add up;
+5. :func:`mask_step`, every ``mask_every`` iterations: a FISTA step on the averaged
+   mask gradient, with the L1 penalty ``lam·||m||_1`` as its proximal part
+   (:func:`steer_lam` then applies the unit budget);
+
+and ends each epoch with :func:`validate_masks`. ``adv_weight=0`` is the ablation
+without the adversarial term (distillation + L1 masks).
 
 With a unit budget (``GALConfig.target_units``), λ is not fixed: it starts at ``lam``
 and grows by ``lam_growth`` per mask step until each (layer, direction) has at most
@@ -30,6 +40,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -45,11 +56,12 @@ from .soft_masks import (
     FistaMasks,
     MaskDict,
     MaskedStudent,
-    _name,
     check_masks,
     check_teacher,
     fold_masks,
+    frozen_copy,
     kept_units,
+    mask_key,
     mask_prox_step,
     mask_slots,
     masked_parameters,
@@ -62,20 +74,30 @@ __all__ = [
     "Discriminator",
     "FistaMasks",
     "GALConfig",
+    "GALDiverged",
+    "GALParts",
     "GALResult",
     "MaskedStudent",
     "check_masks",
     "check_teacher",
     "discriminator_loss",
+    "discriminator_step",
     "fold_masks",
+    "gal_parts",
     "kept_units",
     "logit_gap",
+    "mask_iterates",
+    "mask_key",
     "mask_prox_step",
     "mask_slots",
+    "mask_step",
     "masked_parameters",
     "remove_masked_units",
     "soft_threshold",
+    "steer_lam",
+    "student_step",
     "train_gal",
+    "validate_masks",
 ]
 
 
@@ -268,172 +290,145 @@ class _AtMasks(nn.Module):
         return self.net(tokens, lengths, masks=self.masks_at)
 
 
-def _snapshot(net: MaskedStudent, fista: FistaMasks) -> tuple[dict, MaskDict]:
-    iterates = {s: fista.current[_name(s)].clone() for s in net.slots}
-    return copy.deepcopy(net.model.state_dict()), iterates
+class GALDiverged(FloatingPointError):
+    """A GAL step met a NaN or infinite value before updating anything with it.
 
-
-@keeps_global_rng
-def train_gal(
-    teacher: RNNClassifier,
-    train_loader: Iterable,
-    valid_loader: Iterable,
-    config: GALConfig | None = None,
-    *,
-    student: RNNClassifier | None = None,
-    teacher_cache: CachedTeacher | None = None,
-    progress: bool | None = None,
-) -> GALResult:
-    """Train a masked student against the frozen teacher with a discriminator.
-
-    Each epoch ends with a validation pass at the current masks; the result keeps the
-    completed epoch with the lowest validation objective ``data_weight·logit MSE +
-    lam·||m||_1`` (the penalized distillation loss that the masks minimize). With a unit
-    budget (``config.target_units``) λ changes during training, so the kept epoch is the
-    one with the lowest ``data_weight·logit MSE`` among those that end within budget
-    (the last epoch if none does; ``history["budget_met_step"]`` says when each slot got
-    there). If a loss or a mask becomes NaN or infinite, training stops with a
-    RuntimeWarning that says where, and the result keeps the best state so far
-    (``diverged=True``; the start if no epoch was completed). The student is returned in
-    eval mode. The teacher is not changed. ``teacher_cache`` (a :class:`CachedTeacher`
-    of this teacher) lets several runs share the teacher's logits.
+    ``what`` names the loss (``"discriminator"``, ``"student"``) or ``"mask"``;
+    ``value`` is the first bad value. :func:`train_gal` stops on it with a warning.
     """
-    from tqdm.auto import tqdm
 
-    config = config or GALConfig()
-    if not isinstance(config, GALConfig):
-        raise TypeError(f"config must be a GALConfig, got {type(config).__name__}")
-    config.check()
-    check_teacher(teacher)
-    hidden = teacher.rnn.hidden_size
-    if config.target_units is not None and config.target_units >= hidden:
-        raise ValueError(
-            f"target_units must be below the teacher's {hidden} hidden units, "
-            f"got {config.target_units}"
-        )
-    train_loader = nonempty_batches(train_loader, "train_loader")
-    valid_loader = nonempty_batches(valid_loader, "valid_loader")
-    torch.manual_seed(config.seed)
-    if teacher_cache is None:
-        teacher_cache = CachedTeacher(teacher)
-    elif not isinstance(teacher_cache, CachedTeacher) or teacher_cache.teacher is not teacher:
-        raise ValueError("teacher_cache must be a CachedTeacher of this very teacher")
-    teacher = copy.deepcopy(teacher).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    def __init__(self, what: str, value: float):
+        super().__init__(f"the {what} loss is {value}")
+        self.what, self.value = what, value
+
+
+def _check_finite(what: str, value: torch.Tensor) -> None:
+    flat = value.detach().reshape(-1)
+    finite = torch.isfinite(flat)
+    if not bool(finite.all()):
+        raise GALDiverged(what, float(flat[~finite][0]))
+
+
+class GALParts(NamedTuple):
+    """What a GAL run trains: the masked student (the generator), the discriminator, an
+    Adam optimizer for each, and FISTA for the masks."""
+
+    student: MaskedStudent
+    discriminator: Discriminator
+    student_optimizer: torch.optim.Optimizer
+    discriminator_optimizer: torch.optim.Optimizer
+    fista: FistaMasks
+
+
+def gal_parts(
+    teacher: RNNClassifier, config: GALConfig, student: RNNClassifier | None = None
+) -> GALParts:
+    """The set-up of :func:`train_gal`: a :class:`MaskedStudent` of ``student`` (default:
+    a copy of ``teacher``), a fresh :class:`Discriminator` on the teacher's logits, their
+    optimizers (the student's keeps chapter 2's masks) and :class:`FistaMasks`.
+
+    The discriminator's initial weights are drawn from PyTorch's global stream:
+    :func:`train_gal` seeds it with ``config.seed`` first.
+    """
     net = MaskedStudent(teacher, student)
     device = next(teacher.parameters()).device
-    classes = teacher.classifier.out_features
-    disc = Discriminator(classes, config.d_hidden).to(device)
+    disc = Discriminator(teacher.classifier.out_features, config.d_hidden).to(device)
     opt_w = torch.optim.Adam(net.weight_parameters(), lr=config.lr)
     keep_masks(opt_w, net.model)  # a student pruned in chapter 2 stays pruned
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.d_lr, weight_decay=config.d_weight_decay)
     fista = FistaMasks(net.masks, lr=config.mask_lr, lam=config.lam, restart=config.restart)
-    adversarial = config.adv_weight > 0
-    history = _history()
-    mask_grads = {k: torch.zeros_like(m) for k, m in net.masks.items()}
-    pending, step = 0, 0
-    best = (math.inf, 0, _snapshot(net, fista))
-    show = show_progress() if progress is None else progress
-    bar = tqdm(total=config.epochs * len(train_loader), desc="GAL", disable=not show, leave=False)
-    diverged, message, nan = False, "", float("nan")
-    for epoch in range(1, config.epochs + 1):
-        net.train()
-        for batch in train_loader:
-            tokens, lengths, labels = check_batch(batch, classes, "each batch of train_loader")
-            tokens, lengths, labels = tokens.to(device), lengths.to(device), labels.to(device)
-            t_logits = teacher_cache(tokens, lengths)
-            s_logits = net(tokens, lengths)
-            # 1. discriminator: teacher logits are "real", student logits "fake"
-            d = {"loss": nan, "real_loss": nan, "fake_loss": nan, "real_acc": nan, "fake_acc": nan}
-            if adversarial:
-                d_real = disc(_noisy(t_logits, config.d_noise))
-                d_fake = disc(_noisy(s_logits.detach(), config.d_noise))
-                d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
-                bad = _not_finite({"discriminator": d_loss})
-                if bad:
-                    diverged, message = True, _diverged(epoch, step, *bad)
-                    break
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                d = _discriminator_record(d_real, d_fake, d_loss, config.label_smoothing)
-            # 2. student weights (and mask gradients) on adversarial + data losses
-            zero = torch.zeros((), device=device)
-            if adversarial:
-                d_student = disc(_noisy(s_logits, config.d_noise))
-                g_adv = nn.functional.binary_cross_entropy_with_logits(
-                    d_student, torch.ones_like(d_student)
-                )  # "call me the teacher"
-            else:
-                g_adv = zero
-            g_data = nn.functional.mse_loss(s_logits, t_logits)
-            g_ce = nn.functional.cross_entropy(s_logits, labels) if config.ce_weight > 0 else zero
-            loss = config.adv_weight * g_adv + config.data_weight * g_data + config.ce_weight * g_ce
-            bad = _not_finite({"student": loss})
-            if bad:
-                diverged, message = True, _diverged(epoch, step, *bad)
-                break
-            opt_w.zero_grad(set_to_none=True)
-            for m in net.masks.values():
-                m.grad = None
-            loss.backward()
-            if config.clip is not None:
-                nn.utils.clip_grad_norm_(net.weight_parameters(), config.clip)
-            opt_w.step()
-            for k, m in net.masks.items():
-                mask_grads[k] += m.grad
-            pending += 1
-            step += 1
-            # 3. masks: a FISTA step every mask_every steps, on the averaged gradient
-            if pending == config.mask_every:
-                fista.step({k: g / pending for k, g in mask_grads.items()})
-                for g in mask_grads.values():
-                    g.zero_()
-                pending = 0
-                if config.target_units is not None:
-                    _steer_lam(fista, net.slots, config, step, history["budget_met_step"])
-                bad = _not_finite({"mask": torch.stack([m.sum() for m in fista.current.values()])})
-                if bad:
-                    diverged, message = True, _diverged(epoch, step, *bad)
-                    break
-            _record_step(history, step, d, g_adv, g_data, g_ce, fista)
-            if step % config.snapshot_every == 0:
-                history["snapshot_step"].append(step)
-                history["mask_snapshots"].append(_snapshot(net, fista)[1])
-            bar.update()
-        if diverged:
-            break
-        at = {s: fista.current[_name(s)] for s in net.slots}
-        gap = logit_gap(teacher, _AtMasks(net, at), valid_loader)
-        if config.target_units is None:
-            l1 = sum(float(m.sum()) for m in at.values())
-            objective = config.data_weight * gap["logit_mse"] + config.lam * l1
-        elif len(history["budget_met_step"]) == len(net.slots):
-            objective = config.data_weight * gap["logit_mse"]  # every slot within budget
-        else:
-            objective = math.inf  # kept only if no epoch ends within budget (the last one)
-        history["epoch"].append(epoch)
-        history["valid_accuracy"].append(gap["accuracy"])
-        history["valid_logit_mse"].append(gap["logit_mse"])
-        history["valid_objective"].append(objective)
-        history["epoch_alive"].append(fista.alive())
-        if objective < best[0] or not math.isfinite(best[0]):
-            best = (objective, epoch, _snapshot(net, fista))
-    bar.close()
-    _, best_epoch, (state, masks) = best
-    net.model.load_state_dict(state)
-    net.set_masks(masks)  # the student now runs at the kept iterates m, not at y
-    net.eval()
-    if diverged:
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return GALResult(net, masks, history, best_epoch, diverged, message)
+    return GALParts(net, disc, opt_w, opt_d, fista)
 
 
-def _steer_lam(fista: FistaMasks, slots, config: GALConfig, step: int, met: dict) -> None:
-    """The unit budget: grow each slot's λ until its alive masks fit, then freeze it."""
+def discriminator_step(
+    disc: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    t_logits: torch.Tensor,
+    s_logits: torch.Tensor,
+    config: GALConfig,
+) -> dict[str, float]:
+    """Step 3 of a GAL iteration: one Adam step on D alone.
+
+    Teacher logits are "real", student logits "fake" and detached (the student does not
+    move here); both get instance noise of std ``config.d_noise``, and the real target
+    is smoothed (:func:`discriminator_loss`). Returns D's ``loss``, ``real_loss``,
+    ``fake_loss`` and its accuracies ``real_acc``, ``fake_acc`` on this batch. A NaN or
+    infinite loss raises :class:`GALDiverged` before the step.
+    """
+    d_real = disc(_noisy(t_logits, config.d_noise))
+    d_fake = disc(_noisy(s_logits.detach(), config.d_noise))
+    d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
+    _check_finite("discriminator", d_loss)
+    optimizer.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizer.step()
+    return _discriminator_record(d_real, d_fake, d_loss, config.label_smoothing)
+
+
+def student_step(
+    net: MaskedStudent,
+    disc: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    t_logits: torch.Tensor,
+    s_logits: torch.Tensor,
+    labels: torch.Tensor,
+    config: GALConfig,
+    mask_grads: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Step 4 of a GAL iteration: one Adam step on the student's weights.
+
+    The loss is ``adv_weight·BCE(D(s), 1) + data_weight·MSE(s, t) + ce_weight·CE(s,
+    labels)``: "call me the teacher", stay close to its logits, optionally get the labels
+    right (a term with weight 0 is not computed and counts as 0). The same backward pass
+    leaves a gradient on every mask, added to ``mask_grads`` for step 5
+    (:func:`mask_step`). Returns the terms ``g_adv``, ``g_data``, ``g_ce``. A NaN or
+    infinite loss raises :class:`GALDiverged` before the step.
+    """
+    zero = torch.zeros((), device=s_logits.device)
+    if config.adv_weight > 0:
+        d_student = disc(_noisy(s_logits, config.d_noise))
+        g_adv = nn.functional.binary_cross_entropy_with_logits(
+            d_student, torch.ones_like(d_student)
+        )
+    else:
+        g_adv = zero
+    g_data = nn.functional.mse_loss(s_logits, t_logits)
+    g_ce = nn.functional.cross_entropy(s_logits, labels) if config.ce_weight > 0 else zero
+    loss = config.adv_weight * g_adv + config.data_weight * g_data + config.ce_weight * g_ce
+    _check_finite("student", loss)
+    optimizer.zero_grad(set_to_none=True)
+    for m in net.masks.values():
+        m.grad = None
+    loss.backward()
+    if config.clip is not None:
+        nn.utils.clip_grad_norm_(net.weight_parameters(), config.clip)
+    optimizer.step()
+    for k, m in net.masks.items():
+        mask_grads[k] += m.grad
+    return {"g_adv": g_adv, "g_data": g_data, "g_ce": g_ce}
+
+
+def mask_step(fista: FistaMasks, mask_grads: dict[str, torch.Tensor], count: int) -> None:
+    """Step 5 of a GAL iteration (every ``mask_every`` student steps): one FISTA step.
+
+    The gradient is ``mask_grads`` averaged over the ``count`` student steps that summed
+    it; the sums are then reset to zero for the next ones. The L1 penalty is FISTA's
+    proximal part (:meth:`FistaMasks.step`).
+    """
+    fista.step({k: g / count for k, g in mask_grads.items()})
+    for g in mask_grads.values():
+        g.zero_()
+
+
+def steer_lam(fista: FistaMasks, slots, config: GALConfig, step: int, met: dict) -> None:
+    """The unit budget, after a mask step: grow each slot's λ until its alive masks fit.
+
+    A slot with more than ``config.target_units`` masks above zero has its λ multiplied
+    by ``config.lam_growth``; one within budget is frozen (:meth:`FistaMasks.freeze`)
+    and ``met[slot]`` records the ``step``. Frozen slots are left alone.
+    """
     for slot in slots:
-        key = _name(slot)
+        key = mask_key(slot)
         if slot in met:
             continue
         if fista.alive(key) <= config.target_units:
@@ -451,16 +446,160 @@ def _steer_lam(fista: FistaMasks, slots, config: GALConfig, step: int, met: dict
             fista.lams[key] *= config.lam_growth
 
 
+def mask_iterates(net: MaskedStudent, fista: FistaMasks) -> MaskDict:
+    """FISTA's iterates ``m`` keyed by slot: the masks GAL keeps (the student runs at ``y``)."""
+    return {s: fista.current[mask_key(s)] for s in net.slots}
+
+
+def validate_masks(
+    teacher: nn.Module,
+    net: MaskedStudent,
+    fista: FistaMasks,
+    valid_loader: Iterable,
+    config: GALConfig,
+    met: Mapping,
+) -> dict[str, float]:
+    """After each epoch: the student at the iterates ``m`` on the validation split.
+
+    Returns its ``accuracy``, ``logit_mse`` against the teacher (:func:`logit_gap`) and
+    the ``objective`` that picks the kept epoch: ``data_weight·logit_mse + lam·||m||_1``;
+    with a unit budget ``data_weight·logit_mse`` once every slot is in ``met`` (within
+    budget), infinity before.
+    """
+    at = mask_iterates(net, fista)
+    gap = logit_gap(teacher, _AtMasks(net, at), valid_loader)
+    if config.target_units is None:
+        l1 = sum(float(m.sum()) for m in at.values())
+        objective = config.data_weight * gap["logit_mse"] + config.lam * l1
+    elif len(met) == len(net.slots):
+        objective = config.data_weight * gap["logit_mse"]  # every slot within budget
+    else:
+        objective = math.inf  # kept only if no epoch ends within budget (the last one)
+    return {"accuracy": gap["accuracy"], "logit_mse": gap["logit_mse"], "objective": objective}
+
+
+def _snapshot(net: MaskedStudent, fista: FistaMasks) -> tuple[dict, MaskDict]:
+    iterates = {s: m.clone() for s, m in mask_iterates(net, fista).items()}
+    return copy.deepcopy(net.model.state_dict()), iterates
+
+
+_NO_DISCRIMINATOR = dict.fromkeys(
+    ("loss", "real_loss", "fake_loss", "real_acc", "fake_acc"), float("nan")
+)  # the record of a step without discriminator (adv_weight=0)
+
+
+@keeps_global_rng
+def train_gal(
+    teacher: RNNClassifier,
+    train_loader: Iterable,
+    valid_loader: Iterable,
+    config: GALConfig | None = None,
+    *,
+    student: RNNClassifier | None = None,
+    teacher_cache: CachedTeacher | None = None,
+    progress: bool | None = None,
+) -> GALResult:
+    """Train a masked student against the frozen teacher with a discriminator.
+
+    Each iteration runs the chapter's five steps on one batch: the teacher's logits, the
+    student's logits at the masks, :func:`discriminator_step`, :func:`student_step` and,
+    every ``mask_every`` iterations, :func:`mask_step` (with a unit budget, then
+    :func:`steer_lam`). Each epoch ends with :func:`validate_masks`; the result keeps the
+    completed epoch with the lowest validation objective ``data_weight·logit MSE +
+    lam·||m||_1`` (the penalized distillation loss that the masks minimize). With a unit
+    budget (``config.target_units``) λ changes during training, so the kept epoch is the
+    one with the lowest ``data_weight·logit MSE`` among those that end within budget
+    (the last epoch if none does; ``history["budget_met_step"]`` says when each slot got
+    there). If a loss or a mask becomes NaN or infinite, training stops with a
+    RuntimeWarning that says where, and the result keeps the best state so far
+    (``diverged=True``; the start if no epoch was completed). The student is returned in
+    eval mode. The teacher is not changed. ``teacher_cache`` (a :class:`CachedTeacher`
+    of this teacher) lets several runs share the teacher's logits.
+    """
+    from tqdm.auto import tqdm
+
+    config = _checked_config(config, teacher)
+    train_loader = nonempty_batches(train_loader, "train_loader")
+    valid_loader = nonempty_batches(valid_loader, "valid_loader")
+    torch.manual_seed(config.seed)
+    teacher_cache = _checked_cache(teacher_cache, teacher)
+    teacher = frozen_copy(teacher)
+    net, disc, opt_w, opt_d, fista = gal_parts(teacher, config, student)
+    device, classes = next(teacher.parameters()).device, teacher.classifier.out_features
+    history = _history()
+    met = history["budget_met_step"]  # slot -> the step it got within the unit budget
+    mask_grads = {k: torch.zeros_like(m) for k, m in net.masks.items()}
+    pending, step, diverged, message = 0, 0, False, ""
+    best = (math.inf, 0, _snapshot(net, fista))
+    show = show_progress() if progress is None else progress
+    bar = tqdm(total=config.epochs * len(train_loader), desc="GAL", disable=not show, leave=False)
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        for batch in train_loader:
+            tokens, lengths, labels = check_batch(batch, classes, "each batch of train_loader")
+            tokens, lengths, labels = tokens.to(device), lengths.to(device), labels.to(device)
+            t_logits = teacher_cache(tokens, lengths)  # 1. the teacher
+            s_logits = net(tokens, lengths)  # 2. the student, at the masks y
+            try:
+                d = _NO_DISCRIMINATOR
+                if config.adv_weight > 0:  # 3. the discriminator
+                    d = discriminator_step(disc, opt_d, t_logits, s_logits, config)
+                # 4. the student's weights; the masks' gradients add up in mask_grads
+                g = student_step(net, disc, opt_w, t_logits, s_logits, labels, config, mask_grads)
+                pending, step = pending + 1, step + 1
+                if pending == config.mask_every:  # 5. the masks
+                    mask_step(fista, mask_grads, pending)
+                    pending = 0
+                    if config.target_units is not None:
+                        steer_lam(fista, net.slots, config, step, met)
+                    _check_finite("mask", torch.stack([m.sum() for m in fista.current.values()]))
+            except GALDiverged as bad:
+                diverged, message = True, _diverged(epoch, step, bad.what, bad.value)
+                break
+            _record_step(history, step, d, g, fista, net, config)
+            bar.update()
+        if diverged:
+            break
+        scores = validate_masks(teacher, net, fista, valid_loader, config, met)
+        _record_epoch(history, epoch, scores, fista)
+        if scores["objective"] < best[0] or not math.isfinite(best[0]):
+            best = (scores["objective"], epoch, _snapshot(net, fista))
+    bar.close()
+    _, best_epoch, (state, masks) = best
+    net.model.load_state_dict(state)
+    net.set_masks(masks)  # the student now runs at the kept iterates m, not at y
+    net.eval()
+    if diverged:
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return GALResult(net, masks, history, best_epoch, diverged, message)
+
+
+def _checked_config(config: GALConfig | None, teacher: RNNClassifier) -> GALConfig:
+    config = config or GALConfig()
+    if not isinstance(config, GALConfig):
+        raise TypeError(f"config must be a GALConfig, got {type(config).__name__}")
+    config.check()
+    check_teacher(teacher)
+    hidden = teacher.rnn.hidden_size
+    if config.target_units is not None and config.target_units >= hidden:
+        raise ValueError(
+            f"target_units must be below the teacher's {hidden} hidden units, "
+            f"got {config.target_units}"
+        )
+    return config
+
+
+def _checked_cache(cache: CachedTeacher | None, teacher: RNNClassifier) -> CachedTeacher:
+    if cache is None:
+        return CachedTeacher(teacher)
+    if not isinstance(cache, CachedTeacher) or cache.teacher is not teacher:
+        raise ValueError("teacher_cache must be a CachedTeacher of this very teacher")
+    return cache
+
+
 def _noisy(logits: torch.Tensor, std: float) -> torch.Tensor:
     """Instance noise (Sønderby et al. 2017): blur what D sees so it cannot win outright."""
     return logits + std * torch.randn_like(logits) if std > 0 else logits
-
-
-def _not_finite(values: dict[str, torch.Tensor]) -> tuple[str, float] | None:
-    for name, v in values.items():
-        if not bool(torch.isfinite(v).all()):
-            return name, float(v.detach().reshape(-1)[~torch.isfinite(v.reshape(-1))][0])
-    return None
 
 
 def _diverged(epoch: int, step: int, what: str, value: float) -> str:
@@ -483,16 +622,25 @@ def _discriminator_record(d_real, d_fake, d_loss, label_smoothing: float) -> dic
     }
 
 
-def _record_step(history, step, d, g_adv, g_data, g_ce, fista) -> None:
+def _record_step(history, step, d, g, fista, net, config) -> None:
     history["step"].append(step)
     for key in ("loss", "real_loss", "fake_loss", "real_acc", "fake_acc"):
         history[f"d_{key}"].append(d[key])
-    history["g_adv"].append(float(g_adv.detach()))
-    history["g_data"].append(float(g_data.detach()))
-    history["g_ce"].append(float(g_ce.detach()))
+    for key in ("g_adv", "g_data", "g_ce"):
+        history[key].append(float(g[key].detach()))
     history["mask_l1"].append(sum(float(m.sum()) for m in fista.current.values()))
     history["alive"].append(fista.alive())
     history["lam"].append(sum(fista.lams.values()) / len(fista.lams))
+    if step % config.snapshot_every == 0:
+        history["snapshot_step"].append(step)
+        history["mask_snapshots"].append(
+            {s: m.clone() for s, m in mask_iterates(net, fista).items()}
+        )
 
 
-# --- after training: fold the masks in, remove the dead units ------------------------------
+def _record_epoch(history, epoch, scores, fista) -> None:
+    history["epoch"].append(epoch)
+    history["valid_accuracy"].append(scores["accuracy"])
+    history["valid_logit_mse"].append(scores["logit_mse"])
+    history["valid_objective"].append(scores["objective"])
+    history["epoch_alive"].append(fista.alive())

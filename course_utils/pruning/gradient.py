@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +34,21 @@ from torch import nn
 from ..checks import fraction, positive_int, positive_number
 from ..masking import check_names, prunable_parameters
 from ..train import check_batch, nonempty_batches, num_classes_of
+from .groups import GroupSet, hidden_unit_groups
+
+__all__ = [
+    "LossFn",
+    "MovementScores",
+    "RunningTaylorScores",
+    "batch_gradients",
+    "cross_entropy_loss",
+    "group_slices",
+    "looks_trained",
+    "snip_scores",
+    "taylor_group_scores",
+    "taylor_scores",
+    "taylor_unit_scores",
+]
 
 LossFn = Callable[[nn.Module, tuple], torch.Tensor]
 
@@ -105,6 +120,26 @@ class _EvalMode:
         self.model.train(self.was_training)
 
 
+def batch_gradients(
+    model: nn.Module,
+    data: Iterable[tuple],
+    params: Mapping[str, nn.Parameter],
+    loss_fn: LossFn,
+    num_batches: int,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield ``{name: gradient}`` of the loss for each of the first ``num_batches`` batches.
+
+    The gradients are taken with respect to ``params`` with dropout off (the model is in
+    eval mode while the batches are read, and back in its own mode afterwards); every
+    Taylor score of this module sums its products ``g·w`` over these batches.
+    """
+    with _EvalMode(model):
+        for seen, batch in enumerate(data):
+            if seen == num_batches:
+                break
+            yield _gradients(model, batch, params, loss_fn)
+
+
 def taylor_scores(
     model: nn.Module,
     data: Iterable[tuple] | None = None,
@@ -134,20 +169,16 @@ def taylor_scores(
     params = _params(model, names)
     scores = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     seen = 0
-    with _EvalMode(model):
-        for batch in data:
-            if seen == num_batches:
-                break
-            grads = _gradients(model, batch, params, loss_fn)
-            for n, p in params.items():
-                value = (grads[n] * p.detach()).abs().float()
-                if momentum is None:
-                    scores[n] += value
-                elif seen == 0:
-                    scores[n] = value
-                else:
-                    scores[n] = momentum * scores[n] + (1 - momentum) * value
-            seen += 1
+    for grads in batch_gradients(model, data, params, loss_fn, num_batches):
+        for n, p in params.items():
+            value = (grads[n] * p.detach()).abs().float()
+            if momentum is None:
+                scores[n] += value
+            elif seen == 0:
+                scores[n] = value
+            else:
+                scores[n] = momentum * scores[n] + (1 - momentum) * value
+        seen += 1
     if momentum is None:
         scores = {n: s / seen for n, s in scores.items()}
     return scores
@@ -171,7 +202,7 @@ def taylor_group_scores(
     _require_data("taylor", data, loss_fn)
     num_batches = positive_int("num_batches", num_batches)
     data = nonempty_batches(data, "data")
-    if _is_group_set(groups):
+    if isinstance(groups, GroupSet):
         groups = group_slices(groups)
     if not isinstance(groups, Mapping):
         raise TypeError(
@@ -189,23 +220,13 @@ def taylor_group_scores(
     params = {n: all_params[n] for n in used}
     totals = dict.fromkeys(groups, 0.0)
     seen = 0
-    with _EvalMode(model):
-        for batch in data:
-            if seen == num_batches:
-                break
-            grads = _gradients(model, batch, params, loss_fn)
-            products = {n: grads[n] * params[n].detach() for n in used}
-            for key, slices in groups.items():
-                total = sum(products[name][index].sum() for name, index in slices)
-                totals[key] += float(total) ** 2
-            seen += 1
+    for grads in batch_gradients(model, data, params, loss_fn, num_batches):
+        products = {n: grads[n] * params[n].detach() for n in used}
+        for key, slices in groups.items():
+            total = sum(products[name][index].sum() for name, index in slices)
+            totals[key] += float(total) ** 2
+        seen += 1
     return {key: value / seen for key, value in totals.items()}
-
-
-def _is_group_set(groups) -> bool:
-    from .groups import GroupSet
-
-    return isinstance(groups, GroupSet)
 
 
 def group_slices(groups) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
@@ -217,7 +238,7 @@ def group_slices(groups) -> dict[tuple, list[tuple[str, torch.Tensor]]]:
     ``weight_hh`` lie in its rows and in its column) is marked once, so sums over the
     masks count every weight of the group exactly once.
     """
-    if not _is_group_set(groups):
+    if not isinstance(groups, GroupSet):
         raise TypeError(
             "groups must be a GroupSet from course_utils.pruning.groups, "
             f"got {type(groups).__name__}"
@@ -262,10 +283,8 @@ def taylor_unit_scores(
     num_batches = positive_int("num_batches", num_batches)
     data = nonempty_batches(data, "data")
     if groups is None:
-        from .groups import hidden_unit_groups
-
         groups = hidden_unit_groups(model)
-    elif not _is_group_set(groups):
+    elif not isinstance(groups, GroupSet):
         raise TypeError(f"groups must be a GroupSet or None, got {type(groups).__name__}")
     params = dict(model.named_parameters())
     for name, shape in groups.shapes.items():
@@ -276,17 +295,13 @@ def taylor_unit_scores(
     used = {n: params[n] for n in index}
     totals = torch.zeros(len(groups), dtype=torch.float64, device=device)
     seen = 0
-    with _EvalMode(model):
-        for batch in data:
-            if seen == num_batches:
-                break
-            grads = _gradients(model, batch, used, loss_fn or cross_entropy_loss)
-            sums = torch.zeros(len(groups), dtype=torch.float64, device=device)
-            for name, (flat, ids) in index.items():
-                product = (grads[name] * used[name].detach()).reshape(-1)[flat]
-                sums.index_add_(0, ids, product.double())
-            totals += sums**2
-            seen += 1
+    for grads in batch_gradients(model, data, used, loss_fn or cross_entropy_loss, num_batches):
+        sums = torch.zeros(len(groups), dtype=torch.float64, device=device)
+        for name, (flat, ids) in index.items():
+            product = (grads[name] * used[name].detach()).reshape(-1)[flat]
+            sums.index_add_(0, ids, product.double())
+        totals += sums**2
+        seen += 1
     return {slot: v.float().cpu() for slot, v in groups.by_slot(totals / seen).items()}
 
 
@@ -417,44 +432,3 @@ class RunningTaylorScores(_ScoreTracker):
             self.values[name] = value
         else:
             self.values[name].mul_(self.momentum).add_(value, alpha=1 - self.momentum)
-
-
-GRADIENT_CRITERIA = ("taylor", "snip", "movement")
-
-
-def compute_scores(
-    model: nn.Module,
-    criterion: str,
-    *,
-    data: Iterable[tuple] | None = None,
-    names: Sequence[str] | None = None,
-    seed: int = 0,
-    **kwargs,
-) -> dict[str, torch.Tensor]:
-    """Scores for any criterion by name: magnitude, random, taylor or snip.
-
-    Movement scores exist only after fine-tuning: use :class:`MovementScores`.
-    """
-    from .magnitude import magnitude_scores, random_scores
-
-    names = list(_params(model, names))
-    if criterion == "magnitude":
-        return magnitude_scores(model, names)
-    if criterion == "random":
-        return random_scores(model, names, seed=seed)
-    if criterion == "taylor":
-        return taylor_scores(model, data, names=names, **kwargs)
-    if criterion == "snip":
-        _require_data("snip", data, kwargs.get("loss_fn"))
-        batch = next(iter(nonempty_batches(data, "data"))) if not isinstance(data, tuple) else data
-        return snip_scores(model, batch, names=names, **kwargs)
-    if criterion == "movement":
-        raise ValueError(
-            "criterion='movement' accumulates its scores during fine-tuning: use "
-            "course_utils.pruning.criteria.gradual_pruning(criterion='movement'), or create "
-            "MovementScores(model) and pass it as train_model(..., before_step=...)"
-        )
-    raise ValueError(
-        f"unknown criterion={criterion!r}; choose from ['magnitude', 'random', 'taylor', 'snip', "
-        "'movement']"
-    )

@@ -16,8 +16,20 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..checks import number
+from ..checks import integer, number
 from ..models import GATES, cell_name
+
+__all__ = [
+    "Group",
+    "GroupSet",
+    "Slice",
+    "check_groups",
+    "check_strength",
+    "embedding_dim_groups",
+    "hidden_unit_groups",
+    "rnn_param_name",
+    "split_model",
+]
 
 
 def check_strength(lam: float, argument: str = "lam") -> float:
@@ -214,8 +226,8 @@ class GroupSet:
 
     def element_masks(self, group: int) -> dict[str, torch.Tensor]:
         """Bool masks ``{param: mask of the param's shape}`` marking group ``group``'s weights."""
-        if not 0 <= group < len(self.groups):
-            raise ValueError(f"group must lie in [0, {len(self.groups)}), got {group}")
+        last = len(self.groups) - 1
+        group = integer("group", group, minimum=0, maximum=last, allowed=f"an int in [0, {last}]")
         masks: dict[str, torch.Tensor] = {}
         for s in self.groups[group].slices:
             mask = masks.setdefault(s.param, torch.zeros(self.shapes[s.param], dtype=torch.bool))
@@ -329,7 +341,8 @@ def _group_set(groups: list[Group], width: int, params: dict) -> GroupSet:
     return GroupSet(groups, width, {n: tuple(params[n].shape) for n in names})
 
 
-def _check_groups(groups: GroupSet) -> GroupSet:
+def check_groups(groups: GroupSet) -> GroupSet:
+    """``groups`` itself when it is a :class:`GroupSet`, else a TypeError saying how to make one."""
     if not isinstance(groups, GroupSet):
         raise TypeError(
             "groups must be a GroupSet (hidden_unit_groups(model) or embedding_dim_groups(model)), "

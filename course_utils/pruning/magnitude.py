@@ -8,12 +8,13 @@ same function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ..masking import check_names, check_sparsity, get_masks, prunable_parameters, set_masks
+from .gradient import MovementScores, RunningTaylorScores, snip_scores
 from .selection import SCOPES, select
 
 
@@ -35,7 +36,32 @@ def random_scores(
     }
 
 
-CRITERIA = {"magnitude": magnitude_scores, "random": random_scores}
+CRITERIA = {
+    "magnitude": magnitude_scores,  # |w| (chapter 2)
+    "random": random_scores,  # the floor every criterion must beat (chapter 2)
+    "taylor": RunningTaylorScores,  # |g·w| averaged while training (chapter 3)
+    "movement": MovementScores,  # -Σ g·w accumulated while training (chapter 3)
+    "snip": snip_scores,  # |g·w| on one batch, at initialization (chapter 3)
+}
+"""Every score criterion of the course, by name: its score function, or for the criteria
+that accumulate scores while training, its tracker (a ``before_step`` hook with
+``.scores()``). Higher scores are kept."""
+WEIGHT_CRITERIA = ("magnitude", "random")
+"""The criteria that score a model without data: ``CRITERIA[c](model, names)`` (``seed=``
+for ``"random"``). ``prune``, the sensitivity scan and the sparsity explorer take these."""
+TRAINING_CRITERIA = ("taylor", "movement")
+"""The criteria whose scores a tracker accumulates during fine-tuning (gradual pruning)."""
+
+
+def check_criterion(criterion: str, allowed: Sequence[str] = WEIGHT_CRITERIA) -> str:
+    """``criterion`` when it is one of ``allowed`` (names in :data:`CRITERIA`).
+
+    Otherwise a ValueError that lists them: ``unknown criterion='size'; choose from
+    ['magnitude', 'random']``.
+    """
+    if criterion not in allowed:
+        raise ValueError(f"unknown criterion={criterion!r}; choose from {list(allowed)}")
+    return criterion
 
 
 def prune(
@@ -71,18 +97,14 @@ def prune(
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
-    if scores is None and criterion not in CRITERIA:
+    if scores is None and criterion not in WEIGHT_CRITERIA:
         raise ValueError(
-            f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)} "
-            "(gradient criteria: course_utils.pruning.gradient)"
+            f"unknown criterion={criterion!r}; choose from {list(WEIGHT_CRITERIA)} "
+            "(gradient criteria: pass their scores, course_utils.pruning.gradient)"
         )
     if not isinstance(sparsity, Mapping):
         check_sparsity(sparsity)
-    if names is None:
-        names = list(prunable_parameters(model, include_embedding=include_embedding))
-    elif not names:
-        raise ValueError("names is empty: no tensors to prune")
-    check_names(model, names)
+    names = pruned_names(model, include_embedding=include_embedding, names=names)
     if isinstance(sparsity, Mapping):
         check_names(model, sparsity, "sparsity")
         names = list(dict.fromkeys([*names, *sparsity]))
@@ -107,3 +129,42 @@ def prune(
     masks = {n: m & existing[n] if n in existing else m for n, m in masks.items()}
     set_masks(model, masks)
     return masks
+
+
+def pruned_names(
+    model: nn.Module, *, include_embedding: bool = False, names: Sequence[str] | None = None
+) -> list[str]:
+    """The tensors a pruning call works on, as a list of names.
+
+    ``names`` itself after checking that each is a prunable weight of ``model``
+    (:func:`~course_utils.masking.check_names`), or by default every prunable weight
+    matrix, the embedding only with ``include_embedding``. An empty ``names`` is a
+    ValueError. :func:`prune` and every schedule choose their tensors here.
+    """
+    if names is None:
+        return list(prunable_parameters(model, include_embedding=include_embedding))
+    if not names:
+        raise ValueError("names is empty: no tensors to prune")
+    check_names(model, names)
+    return list(names)
+
+
+def pruned_sparsity(model: nn.Module, names: Sequence[str]) -> float:
+    """Fraction of exact zeros over the tensors ``names``: the sparsity a schedule reached."""
+    params = dict(model.named_parameters())
+    total = sum(params[n].numel() for n in names)
+    zeros = sum(int((params[n] == 0).sum()) for n in names)
+    return zeros / total
+
+
+__all__ = [
+    "CRITERIA",
+    "TRAINING_CRITERIA",
+    "WEIGHT_CRITERIA",
+    "check_criterion",
+    "magnitude_scores",
+    "prune",
+    "pruned_names",
+    "pruned_sparsity",
+    "random_scores",
+]

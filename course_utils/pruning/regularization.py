@@ -20,11 +20,12 @@ from torch import nn
 from ..checks import positive_int, positive_number
 from ..masking import check_names, prunable_parameters
 from ..seeding import keeps_global_rng, set_seed
+from ..train import train_model
 from .groups import (
     Group,
     GroupSet,
     Slice,
-    _check_groups,
+    check_groups,
     check_strength,
     embedding_dim_groups,
     hidden_unit_groups,
@@ -51,11 +52,7 @@ __all__ = [
     "zero_groups_below",
 ]
 
-# --- checks ------------------------------------------------------------------------
-
-
-def _check_lr(lr: float) -> float:
-    return positive_number("lr", lr)
+# --- which weights -------------------------------------------------------------------
 
 
 def _weights(model: nn.Module, names: Sequence[str] | None) -> dict[str, nn.Parameter]:
@@ -118,7 +115,7 @@ def proximal_l1(
     the proximal-gradient step for ``loss + lam * ||w||_1``: weights that the step
     leaves within ``lr * lam`` of zero become exactly zero.
     """
-    threshold = check_strength(lam) * _check_lr(lr)
+    threshold = check_strength(lam) * positive_number("lr", lr)
 
     @torch.no_grad()
     def hook(model: nn.Module, step: int) -> None:
@@ -130,12 +127,12 @@ def proximal_l1(
 
 def group_norms(model: nn.Module, groups: GroupSet) -> torch.Tensor:
     """``(num_groups,)`` un-squared L2 norm of every group."""
-    return _check_groups(groups).norms(model)
+    return check_groups(groups).norms(model)
 
 
 def group_lasso_penalty(model: nn.Module, groups: GroupSet) -> torch.Tensor:
     """``sum_g ||w_g||_2`` over ``groups``; differentiable (add ``lam *`` it to the loss)."""
-    return _check_groups(groups).penalty(model)
+    return check_groups(groups).penalty(model)
 
 
 def proximal_group_lasso(
@@ -148,8 +145,8 @@ def proximal_group_lasso(
     entries where a unit's rows cross another unit's column, and such a weight takes
     both groups' factors).
     """
-    groups = _check_groups(groups)
-    threshold = check_strength(lam) * _check_lr(lr)
+    groups = check_groups(groups)
+    threshold = check_strength(lam) * positive_number("lr", lr)
 
     def hook(model: nn.Module, step: int) -> None:
         groups.shrink_(model, threshold)
@@ -160,7 +157,7 @@ def proximal_group_lasso(
 def zero_groups_below(model: nn.Module, groups: GroupSet, tol: float) -> int:
     """Zero every group whose norm is at most ``tol``; return how many are now zero."""
     tol = check_strength(tol, "tol")
-    which = _check_groups(groups).norms(model) <= tol
+    which = check_groups(groups).norms(model) <= tol
     groups.zero_(model, which)
     return int(which.sum())
 
@@ -191,10 +188,8 @@ def train_group_lasso(
     its own batch order, because ``train_model`` keeps its best epoch and here the last
     one is wanted. Returns per-epoch ``valid_accuracy``, ``zero_groups`` and ``penalty``.
     """
-    from ..train import train_model
-
-    lam, lr = check_strength(lam), _check_lr(lr)
-    groups = _check_groups(groups)
+    lam, lr = check_strength(lam), positive_number("lr", lr)
+    groups = check_groups(groups)
     epochs = positive_int("epochs", epochs)
     if method == "penalty":
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -8,6 +8,8 @@ Introduced in chapter 2; chapter 3 reuses :class:`AGPPruner` with its own scores
   :func:`agp_pruning` run whole schedules, fine-tuning with
   :func:`~course_utils.pruning.finetune`, and return a :class:`PruningRun` record
   (lottery tickets, in ``lottery.py``, return one too).
+- A round of one-shot or iterative pruning is two steps: ``prune`` to the round's
+  target, then :func:`finetune_round` (measure, fine-tune, measure again).
 
 ``data`` is either a :class:`course_utils.Baseline` (its train and validation loaders
 are used) or a pair ``(train_loader, valid_loader)``.
@@ -23,22 +25,30 @@ import torch
 from torch import nn
 
 from ..checks import integer, number, positive_int, positive_number
-from ..masking import check_sparsity, prunable_parameters
+from ..masking import check_sparsity
 from ..report import Table
 from ..seeding import keeps_global_rng, set_seed
 from ..train import History, evaluate
 from .finetune import finetune, training_loaders
-from .magnitude import CRITERIA, prune
-from .selection import SCOPES
+from .magnitude import check_criterion, prune, pruned_names, pruned_sparsity
+from .selection import check_scope
+
+__all__ = [
+    "AGPPruner",
+    "PruningRun",
+    "ScoresFn",
+    "agp_pruning",
+    "agp_sparsity",
+    "finetune_round",
+    "iterative_pruning",
+    "iterative_sparsities",
+    "one_shot_pruning",
+]
 
 ScoresFn = Callable[[nn.Module], Mapping[str, torch.Tensor]]
 
 
 # --- the AGP formula ------------------------------------------------------------------
-
-
-def _check_int(value, argument: str) -> int:
-    return integer(argument, value)
 
 
 def agp_sparsity(
@@ -62,9 +72,9 @@ def agp_sparsity(
     held between them). Before ``start_step`` it is ``initial``; from ``end_step`` on,
     ``final``. ``exponent=1`` gives a linear ramp.
     """
-    step = _check_int(step, "step")
-    start_step = _check_int(start_step, "start_step")
-    end_step = _check_int(end_step, "end_step")
+    step = integer("step", step)
+    start_step = integer("start_step", start_step)
+    end_step = integer("end_step", end_step)
     frequency = integer("frequency", frequency, minimum=1)
     initial = check_sparsity(initial, "initial")
     final = check_sparsity(final, "final")
@@ -121,19 +131,18 @@ class AGPPruner:
             "exponent": exponent,
         }
         agp_sparsity(start_step, **self.schedule)  # validates every argument
-        _check_scope_and_criterion(scope, criterion if scores_fn is None else "magnitude")
-        if scores_fn is not None and not callable(scores_fn):
+        check_scope(scope)
+        if scores_fn is None:
+            check_criterion(criterion)
+        elif not callable(scores_fn):
             raise TypeError(f"scores_fn must be callable(model) -> scores, got {scores_fn!r}")
-        self.names = list(
-            names
-            if names is not None
-            else prunable_parameters(model, include_embedding=include_embedding)
-        )
+        self.names = pruned_names(model, include_embedding=include_embedding, names=names)
         self.scope, self.criterion, self.scores_fn, self.seed = scope, criterion, scores_fn, seed
         self.current = 0.0
         self.events: list[tuple[int, float]] = []
 
     def is_pruning_step(self, step: int) -> bool:
+        """True at ``start_step``, every ``frequency`` steps after it, and at ``end_step``."""
         start, end = self.schedule["start_step"], self.schedule["end_step"]
         return start <= step <= end and (
             (step - start) % self.schedule["frequency"] == 0 or step == end
@@ -157,13 +166,6 @@ class AGPPruner:
         )
         self.current = target
         self.events.append((step, target))
-
-
-def _check_scope_and_criterion(scope: str, criterion: str) -> None:
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)}")
 
 
 # --- whole schedules -------------------------------------------------------------------
@@ -192,17 +194,36 @@ class PruningRun:
         return sum(len(h.epoch) for h in self.histories)
 
 
-def _pruned_sparsity(model: nn.Module, names: Sequence[str]) -> float:
-    params = dict(model.named_parameters())
-    total = sum(params[n].numel() for n in names)
-    zeros = sum(int((params[n] == 0).sum()) for n in names)
-    return zeros / total
+@keeps_global_rng
+def finetune_round(
+    model: nn.Module,
+    data,
+    *,
+    valid_loader,
+    names: Sequence[str],
+    epochs: int,
+    lr: float,
+    seed: int,
+    desc: str,
+    labels: tuple[str, str] = ("pruned", "finetuned"),
+    **finetune_options,
+) -> tuple[dict, History]:
+    """After pruning: measure the model, fine-tune it, and return the round's numbers.
 
-
-def _names(model: nn.Module, include_embedding: bool, names: Sequence[str] | None) -> list[str]:
-    if names is not None:
-        return list(names)
-    return list(prunable_parameters(model, include_embedding=include_embedding))
+    Returns ``(row, history)``: ``row`` holds ``sparsity`` (over the tensors ``names``,
+    after fine-tuning), ``valid_acc_<labels[0]>`` (validation accuracy right after
+    pruning) and ``valid_acc_<labels[1]>`` (the best one while fine-tuning, the state
+    the model ends in); ``history`` is :func:`~course_utils.pruning.finetune`'s record.
+    Lottery tickets call the two measurements ``"reset"`` and ``"retrained"``.
+    """
+    accuracy = evaluate(model, valid_loader)["accuracy"]
+    history = finetune(model, data, epochs=epochs, lr=lr, seed=seed, desc=desc, **finetune_options)
+    row = {
+        "sparsity": pruned_sparsity(model, names),
+        f"valid_acc_{labels[0]}": accuracy,
+        f"valid_acc_{labels[1]}": max(history.valid_accuracy),
+    }
+    return row, history
 
 
 @keeps_global_rng
@@ -222,30 +243,26 @@ def one_shot_pruning(
 ) -> PruningRun:
     """Prune once to ``sparsity``, then fine-tune ``epochs`` epochs with the masks kept."""
     epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
-    _check_scope_and_criterion(scope, criterion)
+    check_scope(scope)
+    check_criterion(criterion)
     set_seed(seed)
-    names = _names(model, include_embedding, names)
+    names = pruned_names(model, include_embedding=include_embedding, names=names)
     _, valid_loader = training_loaders(data, seed=seed)
     prune(model, sparsity, criterion=criterion, scope=scope, names=names, seed=seed)
-    pruned_accuracy = evaluate(model, valid_loader)["accuracy"]
-    history = finetune(
-        model, data, epochs=epochs, lr=lr, seed=seed, desc="one-shot", **finetune_options
+    row, history = finetune_round(
+        model,
+        data,
+        valid_loader=valid_loader,
+        names=names,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        desc="one-shot",
+        **finetune_options,
     )
-    accuracy = max(history.valid_accuracy)
-    reached = _pruned_sparsity(model, names)
     target = sparsity if not isinstance(sparsity, Mapping) else float("nan")
-    events = Table(
-        [
-            {
-                "round": 1,
-                "target": target,
-                "sparsity": reached,
-                "valid_acc_pruned": pruned_accuracy,
-                "valid_acc_finetuned": accuracy,
-            }
-        ]
-    )
-    return PruningRun("one-shot", events, [history], reached, accuracy)
+    events = Table([{"round": 1, "target": target, **row}])
+    return PruningRun("one-shot", events, [history], row["sparsity"], row["valid_acc_finetuned"])
 
 
 def iterative_sparsities(sparsity: float, rounds: int) -> list[float]:
@@ -281,43 +298,32 @@ def iterative_pruning(
     Each round removes the same fraction of the weights still alive
     (:func:`iterative_sparsities`); already-pruned weights stay pruned.
     """
-    _check_scope_and_criterion(scope, criterion)
+    check_scope(scope)
+    check_criterion(criterion)
     targets = iterative_sparsities(sparsity, rounds)
     epochs_per_round = positive_int("epochs_per_round", epochs_per_round)
     lr = positive_number("lr", lr)
     set_seed(seed)
-    names = _names(model, include_embedding, names)
+    names = pruned_names(model, include_embedding=include_embedding, names=names)
     _, valid_loader = training_loaders(data, seed=seed)
     events, histories = Table(), []
     for r, target in enumerate(targets, start=1):
         prune(model, target, criterion=criterion, scope=scope, names=names, seed=seed + r)
-        pruned_accuracy = evaluate(model, valid_loader)["accuracy"]
-        history = finetune(
+        row, history = finetune_round(
             model,
             data,
+            valid_loader=valid_loader,
+            names=names,
             epochs=epochs_per_round,
             lr=lr,
             seed=seed + r,
             desc=f"iterative round {r}/{rounds}",
             **finetune_options,
         )
+        events.append({"round": r, "target": target, **row})
         histories.append(history)
-        events.append(
-            {
-                "round": r,
-                "target": target,
-                "sparsity": _pruned_sparsity(model, names),
-                "valid_acc_pruned": pruned_accuracy,
-                "valid_acc_finetuned": max(history.valid_accuracy),
-            }
-        )
-    return PruningRun(
-        "iterative",
-        events,
-        histories,
-        events[-1]["sparsity"],
-        events[-1]["valid_acc_finetuned"],
-    )
+    last = events[-1]
+    return PruningRun("iterative", events, histories, last["sparsity"], last["valid_acc_finetuned"])
 
 
 @keeps_global_rng
@@ -352,7 +358,7 @@ def agp_pruning(
     steps_per_epoch = len(train_loader)
     end_step = max(1, round(prune_epochs * steps_per_epoch))
     set_seed(seed)
-    names = _names(model, include_embedding, names)
+    names = pruned_names(model, include_embedding=include_embedding, names=names)
     pruner = AGPPruner(
         model,
         final,
@@ -386,17 +392,6 @@ def agp_pruning(
         **finetune_options,
     )
     events = Table({"step": s, "target": t} for s, t in pruner.events)
-    reached = _pruned_sparsity(model, names)
+    reached = pruned_sparsity(model, names)
     accuracy = evaluate(model, valid_loader)["accuracy"]
     return PruningRun("AGP", events, [history], reached, accuracy)
-
-
-__all__ = [
-    "AGPPruner",
-    "PruningRun",
-    "agp_pruning",
-    "agp_sparsity",
-    "iterative_pruning",
-    "iterative_sparsities",
-    "one_shot_pruning",
-]

@@ -17,6 +17,7 @@ from ..masking import check_sparsity
 
 __all__ = [
     "SCOPES",
+    "check_scope",
     "normalize_scores",
     "select",
     "select_global",
@@ -110,6 +111,13 @@ def select_global(
 SCOPES = ("layerwise", "global", "global_normalized")
 
 
+def check_scope(scope: str) -> str:
+    """Return ``scope`` if it is one of :data:`SCOPES`, else raise a ValueError listing them."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    return scope
+
+
 def select(
     scores: Mapping[str, torch.Tensor],
     sparsity: float | Mapping[str, float],
@@ -118,8 +126,6 @@ def select(
     """Dispatch to a selection rule: ``sparsity`` as a dict means per-tensor targets."""
     if isinstance(sparsity, Mapping):
         return select_per_tensor(scores, sparsity)
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
-    if scope == "layerwise":
+    if check_scope(scope) == "layerwise":
         return select_layerwise(scores, sparsity)
     return select_global(scores, sparsity, normalize=scope == "global_normalized")

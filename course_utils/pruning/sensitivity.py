@@ -18,14 +18,16 @@ from torch import nn
 from ..masking import check_names, check_sparsity, prunable_parameters
 from ..models import tensor_group
 from ..report import Table
+from ..seeding import keeps_global_rng
 from ..train import evaluate
-from .magnitude import CRITERIA
+from .magnitude import CRITERIA, check_criterion
 from .selection import select_layerwise
 
 DEFAULT_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 
 @torch.no_grad()
+@keeps_global_rng
 def sensitivity_scan(
     model: nn.Module,
     loader,
@@ -42,8 +44,7 @@ def sensitivity_scan(
     ``sparsity``, ``accuracy``, ``loss``; plus one row with ``tensor="(dense)"`` and
     sparsity 0 for the unpruned model.
     """
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)}")
+    check_criterion(criterion)
     if isinstance(sparsities, int | float) or not len(sparsities):
         raise ValueError(f"sparsities must be a non-empty list of numbers, got {sparsities!r}")
     grid = [check_sparsity(s, "sparsities") for s in sparsities]

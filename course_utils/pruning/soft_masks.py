@@ -30,11 +30,28 @@ from .groups import rnn_param_name
 from .regularization import soft_threshold
 from .structured import Slot, remove_hidden_units, select_units, unit_slots
 
+__all__ = [
+    "FistaMasks",
+    "MaskDict",
+    "MaskedStudent",
+    "check_masks",
+    "check_teacher",
+    "fold_masks",
+    "frozen_copy",
+    "kept_units",
+    "mask_key",
+    "mask_prox_step",
+    "mask_slots",
+    "masked_parameters",
+    "remove_masked_units",
+]
+
 MaskDict = dict[Slot, torch.Tensor]
 
 
-def _name(slot: Slot) -> str:
-    """The string key of a slot inside a ParameterDict: ``"l1_reverse"`` for ``(1, 1)``."""
+def mask_key(slot: Slot) -> str:
+    """The key of a slot's masks in :attr:`MaskedStudent.masks` and :class:`FistaMasks`:
+    ``"l1_reverse"`` for ``(1, 1)`` (a ParameterDict takes only string keys)."""
     layer, direction = slot
     return f"l{layer}{'_reverse' if direction else ''}"
 
@@ -52,6 +69,15 @@ def check_teacher(teacher: nn.Module, argument: str = "teacher") -> RNNClassifie
         )
     if sum(p.numel() for p in teacher.rnn.parameters()) == 0:
         raise ValueError(f"{argument} has an empty RNN: nothing to prune")
+    return teacher
+
+
+def frozen_copy(teacher: RNNClassifier) -> RNNClassifier:
+    """A copy of ``teacher`` in eval mode whose weights need no gradient: a teacher that
+    only answers (GAL, data-free distillation), never learns."""
+    teacher = copy.deepcopy(teacher).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
     return teacher
 
 
@@ -124,7 +150,7 @@ class MaskedStudent(nn.Module):
         hidden = self.model.rnn.hidden_size
         device = next(self.model.parameters()).device
         self.masks = nn.ParameterDict(
-            {_name(s): nn.Parameter(torch.ones(hidden, device=device)) for s in self.slots}
+            {mask_key(s): nn.Parameter(torch.ones(hidden, device=device)) for s in self.slots}
         )
 
     def weight_parameters(self) -> list[nn.Parameter]:
@@ -132,7 +158,7 @@ class MaskedStudent(nn.Module):
 
     def mask_dict(self) -> MaskDict:
         """The mask parameters keyed by slot (differentiable, not copies)."""
-        return {s: self.masks[_name(s)] for s in self.slots}
+        return {s: self.masks[mask_key(s)] for s in self.slots}
 
     def mask_values(self) -> MaskDict:
         """Detached copies of the masks, keyed by ``(layer, direction)``."""
@@ -141,7 +167,7 @@ class MaskedStudent(nn.Module):
     @torch.no_grad()
     def set_masks(self, masks: Mapping[Slot, torch.Tensor]) -> None:
         for slot, m in check_masks(self.model, masks).items():
-            self.masks[_name(slot)].copy_(m)
+            self.masks[mask_key(slot)].copy_(m)
 
     def forward(
         self,

@@ -27,10 +27,28 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..checks import integer, non_negative_number
+from ..checks import integer, non_negative_number, number
 from ..masking import MASK_SUFFIX, register_masks_from_state_dict
 from ..models import RNNClassifier, build_model
 from .groups import GroupSet, embedding_dim_groups, hidden_unit_groups, split_model
+
+__all__ = [
+    "Slot",
+    "allocate_units",
+    "check_keep",
+    "keep_from_masks",
+    "layer_sensitivity",
+    "mask_embedding_dims",
+    "mask_hidden_units",
+    "nonzero_units",
+    "remove_embedding_dims",
+    "remove_hidden_units",
+    "select_units",
+    "select_units_by_norm",
+    "unit_norms",
+    "unit_slots",
+    "units_kept",
+]
 
 Slot = tuple[int, int]
 
@@ -289,8 +307,7 @@ def _counts(scores: Mapping[Slot, torch.Tensor], keep) -> dict[Slot, int]:
             raise ValueError(f"keep names slots that have no scores: {sorted(unknown)}")
         counts = {slot: keep.get(slot, len(s)) for slot, s in scores.items()}
     elif isinstance(keep, float):
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep as a fraction must be in (0, 1], got {keep}")
+        keep = number("keep", keep, minimum=0, maximum=1, low_open=True, what="a fraction")
         counts = {slot: max(1, round(keep * len(s))) for slot, s in scores.items()}
     elif isinstance(keep, int) and not isinstance(keep, bool):
         counts = {slot: keep for slot in scores}
@@ -301,8 +318,8 @@ def _counts(scores: Mapping[Slot, torch.Tensor], keep) -> dict[Slot, int]:
         )
     for slot, n in counts.items():
         size = len(scores[slot])
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= size:
-            raise ValueError(f"keep count for {slot} must be an int in [1, {size}], got {n!r}")
+        allowed = f"an int in [1, {size}]"
+        integer(f"keep count for {slot}", n, minimum=1, maximum=size, allowed=allowed)
     return counts
 
 

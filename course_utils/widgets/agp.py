@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..checks import integer, non_negative_int, number, positive_int
 from ..pruning.schedules import agp_sparsity
-from .common import error_html, figure_png, new_figure, percent
+from .common import WidgetView, add_classes, error_html, figure_png, live_box, new_figure, percent
 
 # slider ranges: a start value outside them is refused (ipywidgets would clamp it silently)
 RANGES = {
@@ -48,22 +48,12 @@ def agp_curve(
     else:
         total_steps = non_negative_int("total_steps", total_steps)
     steps = list(range(total_steps + 1))
-    values = [
-        agp_sparsity(
-            t,
-            initial=initial,
-            final=final,
-            start_step=start_step,
-            end_step=end_step,
-            frequency=frequency,
-            exponent=exponent,
-        )
-        for t in steps
-    ]
+    schedule = {"initial": initial, "final": final, "start_step": start_step, "end_step": end_step}
+    values = [agp_sparsity(t, **schedule, frequency=frequency, exponent=exponent) for t in steps]
     return steps, values
 
 
-class AGPScheduleWidget:
+class AGPScheduleWidget(WidgetView):
     """Sliders for s_i, s_f, t0, n and Δt and the schedule they give (see module doc).
 
     Start values outside the sliders' ranges (:data:`RANGES`) or a schedule that
@@ -113,21 +103,20 @@ class AGPScheduleWidget:
         self.plot = w.Image(format="png")
         self._figure = new_figure((6, 3))
         controls = (self.initial, self.final, self.start, self.updates, self.frequency)
-        for widget, css in zip(
-            controls,
-            ("agp-initial", "agp-final", "agp-start", "agp-updates", "agp-frequency"),
-            strict=True,
-        ):
-            widget.add_class(css)
-            widget.observe(self.update, names="value")
-        self.summary.add_class("agp-summary")
-        self.plot.add_class("agp-plot")
-        self.widget = w.VBox([w.HBox(controls[:2]), w.HBox(controls[2:]), self.summary, self.plot])
-        self.widget.add_class("agp-widget")
+        classes = ("agp-initial", "agp-final", "agp-start", "agp-updates", "agp-frequency")
+        add_classes(zip(controls, classes, strict=True))
+        add_classes([(self.summary, "agp-summary"), (self.plot, "agp-plot")])
         self.curve: tuple[list[int], list[float]] | None = None
-        self.update()
+        self.widget = live_box(
+            [w.HBox(controls[:2]), w.HBox(controls[2:]), self.summary, self.plot],
+            "agp-widget",
+            controls=controls,
+            update=self.update,
+        )
 
     def update(self, change=None) -> None:
+        """Redraw for the current slider values; an invalid schedule shows its error in the
+        summary, with no plot."""
         try:
             steps, values = agp_curve(
                 initial=self.initial.value,
@@ -157,9 +146,6 @@ class AGPScheduleWidget:
         ax.set_ylim(0, 100)
         ax.set_title("AGP schedule (Zhu & Gupta 2017)")
         self.plot.value = figure_png(fig)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 def agp_schedule_widget(**start_values) -> AGPScheduleWidget:

@@ -25,7 +25,6 @@ Stable CSS classes (``add_class``) for browser tests:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -34,21 +33,31 @@ from torch import nn
 
 from ..masking import check_sparsity, prunable_parameters
 from ..pruning.criteria import jaccard, jaccard_per_tensor
-from ..pruning.magnitude import magnitude_scores, random_scores
 from ..pruning.selection import SCOPES, select
-from .common import batch_accuracy, error_html, percent, validation_batches
+from ..seeding import keeps_global_rng
+from .common import (
+    PruningCache,
+    WidgetView,
+    add_classes,
+    basic_scores,
+    batch_accuracy,
+    check_cache,
+    check_scope,
+    html_labels,
+    live_box,
+    load_pruned,
+    percent,
+    private_copy,
+    sparsity_slider,
+    validation_batches,
+)
 
 
 @dataclass
-class CriteriaCache:
-    """What does not change between slider moves, built by :func:`criteria_cache`."""
+class CriteriaCache(PruningCache):
+    """What does not change between slider moves, built by :func:`criteria_cache`;
+    ``pruned`` memoizes ``(masks, accuracy)`` by ``(criterion, sparsity, scope)``."""
 
-    source: nn.Module
-    work: nn.Module
-    dense: dict[str, torch.Tensor]
-    scores: dict[str, dict[str, torch.Tensor]]
-    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-    dense_accuracy: float
     pruned: dict[tuple, tuple[dict[str, torch.Tensor], float]] = field(default_factory=dict)
 
     @property
@@ -78,6 +87,7 @@ class SideBySide:
     chance_jaccard: float
 
 
+@keeps_global_rng
 def criteria_cache(
     model: nn.Module,
     data,
@@ -93,14 +103,9 @@ def criteria_cache(
     cover the recurrent and classifier weights (the embedding is not pruned here).
     ``data`` is a Baseline (its validation split) or a validation loader.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    work = copy.deepcopy(model).eval()
+    work = private_copy(model)
     names = list(prunable_parameters(work, include_embedding=False))
-    all_scores = {
-        "magnitude": magnitude_scores(work, names),
-        "random": random_scores(work, names, seed=seed),
-    }
+    all_scores = basic_scores(work, names, seed)
     for criterion, given in (scores or {}).items():
         if not isinstance(given, Mapping):
             raise TypeError(f"scores[{criterion!r}] must be a dict name -> tensor")
@@ -127,11 +132,7 @@ def _pruned(cache: CriteriaCache, criterion: str, sparsity: float, scope: str):
     key = (criterion, round(sparsity, 6), scope)
     if key not in cache.pruned:
         masks = select(cache.scores[criterion], sparsity, scope)
-        params = dict(cache.work.named_parameters())
-        with torch.no_grad():
-            for name, dense in cache.dense.items():
-                mask = masks[name].to(dense.device)
-                torch.mul(dense, mask, out=params[name].data)
+        load_pruned(cache, masks)
         cache.pruned[key] = (masks, batch_accuracy(cache.work, cache.batches))
     return cache.pruned[key]
 
@@ -150,13 +151,10 @@ def compare_two_criteria(
     Pass the same ``cache`` (from :func:`criteria_cache`) on every call: masks and
     accuracies are memoized by ``(criterion, sparsity, scope)``.
     """
-    sparsity = check_sparsity(sparsity)
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    sparsity, scope = check_sparsity(sparsity), check_scope(scope)
     if cache is None:
         cache = criteria_cache(model, data)
-    elif cache.source is not model:
-        raise ValueError("cache was built for another model: call criteria_cache(model, data)")
+    check_cache(cache, model, "criteria_cache")
     for argument, criterion in (("criterion_a", criterion_a), ("criterion_b", criterion_b)):
         if criterion not in cache.scores:
             raise ValueError(
@@ -222,7 +220,7 @@ def criteria_pair(criteria, options: list[str]) -> tuple[str, str]:
     return criteria[0], criteria[1]
 
 
-class CriteriaWidget:
+class CriteriaWidget(WidgetView):
     """Two criteria side by side (see the module docstring for the CSS classes).
 
     ``criteria`` (default :func:`default_criteria`: magnitude against the first extra
@@ -251,41 +249,28 @@ class CriteriaWidget:
         self.model = model
         if cache is None:
             cache = criteria_cache(model, data, scores=scores, max_examples=max_examples)
-        elif cache.source is not model:
-            raise ValueError("cache was built for another model: call criteria_cache(model, data)")
-        self.cache = cache
+        self.cache = check_cache(cache, model, "criteria_cache")
         options = self.cache.criteria
         first, second = (
             default_criteria(options) if criteria is None else criteria_pair(criteria, options)
         )
         self.criterion_a = w.Dropdown(options=options, value=first, description="criterion A")
         self.criterion_b = w.Dropdown(options=options, value=second, description="criterion B")
-        self.sparsity = w.FloatSlider(
-            value=check_sparsity(sparsity),
-            min=0.5,
-            max=0.99,
-            step=0.01,
-            description="sparsity",
-            readout_format=".2f",
-            continuous_update=False,
-        )
+        self.sparsity = sparsity_slider(sparsity, minimum=0.5)
         self.scope = w.Dropdown(options=list(SCOPES), value=scope, description="scope")
-        self.accuracy, self.overlap, self.table, self.error = (w.HTML() for _ in range(4))
-        for widget, css in (
-            (self.criterion_a, "criteria-a"),
-            (self.criterion_b, "criteria-b"),
-            (self.sparsity, "criteria-sparsity"),
-            (self.scope, "criteria-scope"),
-            (self.accuracy, "criteria-accuracy"),
-            (self.overlap, "criteria-overlap"),
-            (self.table, "criteria-table"),
-            (self.error, "criteria-error"),
-        ):
-            widget.add_class(css)
-        for control in (self.criterion_a, self.criterion_b, self.sparsity, self.scope):
-            control.observe(self.update, names="value")
+        self.accuracy, self.overlap, self.table, self.error = html_labels(
+            "criteria-accuracy", "criteria-overlap", "criteria-table", "criteria-error"
+        )
+        add_classes(
+            [
+                (self.criterion_a, "criteria-a"),
+                (self.criterion_b, "criteria-b"),
+                (self.sparsity, "criteria-sparsity"),
+                (self.scope, "criteria-scope"),
+            ]
+        )
         self.view: SideBySide | None = None
-        self.widget = w.VBox(
+        self.widget = live_box(
             [
                 w.HBox([self.criterion_a, self.criterion_b]),
                 w.HBox([self.sparsity, self.scope]),
@@ -293,40 +278,35 @@ class CriteriaWidget:
                 self.overlap,
                 self.table,
                 self.error,
-            ]
+            ],
+            "criteria-widget",
+            controls=(self.criterion_a, self.criterion_b, self.sparsity, self.scope),
+            update=self.update,
         )
-        self.widget.add_class("criteria-widget")
-        self.update()
 
-    def update(self, change=None) -> None:
+    def refresh(self) -> None:
         """Recompute for the current control values and refresh the labels and table."""
-        try:
-            view = compare_two_criteria(
-                self.model,
-                None,
-                self.criterion_a.value,
-                self.criterion_b.value,
-                self.sparsity.value,
-                self.scope.value,
-                cache=self.cache,
-            )
-            a, b = view.criteria
-            self.accuracy.value = (
-                f"validation accuracy after pruning (no fine-tuning): {a} "
-                f"<b>{percent(view.accuracy[a])}</b>, {b} <b>{percent(view.accuracy[b])}</b> "
-                f"(dense {percent(view.dense_accuracy)})"
-            )
-            self.overlap.value = (
-                f"kept weights in common (Jaccard): <b>{view.overall_jaccard:.2f}</b>; "
-                f"two random masks would share {view.chance_jaccard:.2f}"
-            )
-            self.table.value = side_by_side_html(view)
-            self.view, self.error.value = view, ""
-        except Exception as err:  # shown in the widget, never lost in a callback
-            self.error.value = error_html(err)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        view = compare_two_criteria(
+            self.model,
+            None,
+            self.criterion_a.value,
+            self.criterion_b.value,
+            self.sparsity.value,
+            self.scope.value,
+            cache=self.cache,
+        )
+        a, b = view.criteria
+        self.accuracy.value = (
+            f"validation accuracy after pruning (no fine-tuning): {a} "
+            f"<b>{percent(view.accuracy[a])}</b>, {b} <b>{percent(view.accuracy[b])}</b> "
+            f"(dense {percent(view.dense_accuracy)})"
+        )
+        self.overlap.value = (
+            f"kept weights in common (Jaccard): <b>{view.overall_jaccard:.2f}</b>; "
+            f"two random masks would share {view.chance_jaccard:.2f}"
+        )
+        self.table.value = side_by_side_html(view)
+        self.view = view
 
 
 def criteria_widget(model: nn.Module, data, **options) -> CriteriaWidget:

@@ -19,7 +19,7 @@ from ..measure import count_parameters
 from ..pruning.gan import GALConfig, GALResult, remove_masked_units, train_gal
 from ..seeding import keeps_global_rng
 from ..train import evaluate
-from .common import error_html
+from .common import report_view
 
 __all__ = ["GALThresholdExplorer", "gal_threshold_stats", "train_lambda_grid"]
 
@@ -139,25 +139,8 @@ class GALThresholdExplorer:
             readout_format=".3f",
             continuous_update=False,
         )
-        report, error = widgets.HTML(), widgets.HTML()
-        for widget, name in (
-            (lam_slider, "gal-lambda"),
-            (threshold_slider, "gal-threshold"),
-            (report, "gal-report"),
-            (error, "gal-error"),
-        ):
-            widget.add_class(name)
-
-        def show(change=None):
-            try:
-                report.value = self.report(lam_slider.value, threshold_slider.value)
-                error.value = ""
-            except Exception as err:  # shown to the learner, not raised into the kernel
-                error.value = error_html(err)
-
-        lam_slider.observe(show, names="value")
-        threshold_slider.observe(show, names="value")
-        show()
-        box = widgets.VBox([lam_slider, threshold_slider, report, error])
-        box.add_class("gal-explorer")
-        return box
+        return report_view(
+            "gal",
+            {"gal-lambda": lam_slider, "gal-threshold": threshold_slider},
+            lambda: self.report(lam_slider.value, threshold_slider.value),
+        )

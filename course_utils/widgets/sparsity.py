@@ -31,19 +31,34 @@ and other parameters are stored dense. It is an estimate, not a file written to 
 
 from __future__ import annotations
 
-import copy
 import io
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ..deploy.compress import bitmask_bytes
 from ..masking import check_sparsity, prunable_parameters
 from ..models import tensor_group
-from ..pruning.magnitude import CRITERIA, magnitude_scores, random_scores
+from ..pruning.magnitude import WEIGHT_CRITERIA, check_criterion
 from ..pruning.selection import SCOPES, select
-from .common import batch_accuracy, error_html, percent, validation_batches
+from ..seeding import keeps_global_rng
+from .common import (
+    PruningCache,
+    WidgetView,
+    add_classes,
+    basic_scores,
+    batch_accuracy,
+    check_cache,
+    check_scope,
+    html_labels,
+    live_box,
+    load_pruned,
+    percent,
+    private_copy,
+    sparsity_slider,
+    validation_batches,
+)
 
 HEATMAP_DEFAULT = "rnn.weight_hh_l0"
 
@@ -52,15 +67,11 @@ HEATMAP_DEFAULT = "rnn.weight_hh_l0"
 
 
 @dataclass
-class ExplorerCache:
-    """What does not change between slider moves, built by :func:`explorer_cache`."""
+class ExplorerCache(PruningCache):
+    """What does not change between slider moves, built by :func:`explorer_cache`;
+    ``other_params`` counts the parameters never pruned (biases), ``results`` memoizes
+    each :class:`SparsityView`."""
 
-    source: nn.Module
-    work: nn.Module
-    dense: dict[str, torch.Tensor]
-    scores: dict[str, dict[str, torch.Tensor]]
-    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-    dense_accuracy: float
     other_params: int
     heatmap_name: str
     results: dict[tuple, SparsityView] = field(default_factory=dict)
@@ -97,6 +108,7 @@ class SparsityView:
     heatmap: torch.Tensor
 
 
+@keeps_global_rng
 def explorer_cache(
     model: nn.Module,
     data,
@@ -110,9 +122,7 @@ def explorer_cache(
     ``data`` is a Baseline (its validation split) or a loader of ``(tokens, lengths,
     labels)`` batches; ``max_examples`` keeps only the first examples, for speed.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    work = copy.deepcopy(model).eval()
+    work = private_copy(model)
     params = prunable_parameters(work, include_embedding=True)
     if heatmap not in params:
         raise ValueError(
@@ -125,10 +135,7 @@ def explorer_cache(
         source=model,
         work=work,
         dense={n: p.detach().clone() for n, p in params.items()},
-        scores={
-            "magnitude": magnitude_scores(work, names),
-            "random": random_scores(work, names, seed=seed),
-        },
+        scores=basic_scores(work, names, seed),
         batches=batches,
         dense_accuracy=batch_accuracy(work, batches),
         other_params=total_params - sum(p.numel() for p in params.values()),
@@ -137,7 +144,8 @@ def explorer_cache(
 
 
 def _estimated_bytes(numel: int, nonzero: int) -> int:
-    return min(4 * numel, 4 * nonzero + math.ceil(numel / 8))
+    """Bitmask fp32 storage of one tensor (dense when that is smaller)."""
+    return min(4 * numel, 4 * nonzero + bitmask_bytes(numel))
 
 
 def explore_sparsity(
@@ -155,26 +163,17 @@ def explore_sparsity(
     memoized by ``(sparsity, criterion, scope, include_embedding)``.
     """
     sparsity = check_sparsity(sparsity)
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion={criterion!r}; choose from {sorted(CRITERIA)}")
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope={scope!r}; choose from {list(SCOPES)}")
+    check_criterion(criterion, WEIGHT_CRITERIA)
+    check_scope(scope)
     if cache is None:
         cache = explorer_cache(model, data)
-    elif cache.source is not model:
-        raise ValueError("cache was built for another model: call explorer_cache(model, data)")
+    check_cache(cache, model, "explorer_cache")
     key = (round(sparsity, 6), criterion, scope, bool(include_embedding))
     if key in cache.results:
         return cache.results[key]
     names = [n for n in cache.dense if include_embedding or tensor_group(n) != "embedding"]
     masks = select({n: cache.scores[criterion][n] for n in names}, sparsity, scope)
-    params = dict(cache.work.named_parameters())
-    with torch.no_grad():
-        for name, dense in cache.dense.items():
-            if name in masks:
-                torch.mul(dense, masks[name], out=params[name].data)
-            else:
-                params[name].copy_(dense)
+    load_pruned(cache, masks, unpruned=[n for n in cache.dense if n not in masks])
     accuracy = batch_accuracy(cache.work, cache.batches)
     per_tensor, counts = {}, {"embedding": [0, 0], "other": [0, 0]}
     estimated = 4 * cache.other_params
@@ -263,7 +262,7 @@ def render_view(view: SparsityView, ax=None):
     return ax
 
 
-class SparsityExplorer:
+class SparsityExplorer(WidgetView):
     """The explorer's widgets (see the module docstring for their CSS classes).
 
     Attributes: ``slider``, ``criterion``, ``scope``, ``include_embedding`` (controls);
@@ -286,21 +285,19 @@ class SparsityExplorer:
         self.model = model
         self.cache = explorer_cache(model, data, max_examples=max_examples, heatmap=heatmap)
         self._vmax = float(self.cache.dense[heatmap].abs().max())
-        self.slider = w.FloatSlider(
-            value=check_sparsity(sparsity),
-            min=0.0,
-            max=0.99,
-            step=0.01,
-            description="sparsity",
-            readout_format=".2f",
-            continuous_update=False,
-        )
+        self.slider = sparsity_slider(sparsity, minimum=0.0)
         self.criterion = w.Dropdown(
-            options=sorted(CRITERIA), value="magnitude", description="criterion"
+            options=sorted(WEIGHT_CRITERIA), value="magnitude", description="criterion"
         )
         self.scope = w.Dropdown(options=list(SCOPES), value="layerwise", description="scope")
         self.include_embedding = w.Checkbox(value=False, description="prune the embedding too")
-        self.accuracy, self.overall, self.kept, self.size, self.error = (w.HTML() for _ in range(5))
+        self.accuracy, self.overall, self.kept, self.size, self.error = html_labels(
+            "sparsity-accuracy",
+            "sparsity-overall",
+            "sparsity-kept",
+            "sparsity-size",
+            "sparsity-error",
+        )
         self.bars = {
             name: w.FloatProgress(value=0.0, min=0.0, max=100.0, description=name.split(".")[-1])
             for name in self.cache.dense
@@ -308,25 +305,19 @@ class SparsityExplorer:
         self._bar_labels = {name: w.Label() for name in self.cache.dense}
         self.heatmap = w.Image(format="png")
         self.view: SparsityView | None = None
-        for widget, css in (
-            (self.slider, "sparsity-slider"),
-            (self.criterion, "sparsity-criterion"),
-            (self.scope, "sparsity-scope"),
-            (self.include_embedding, "sparsity-embedding"),
-            (self.accuracy, "sparsity-accuracy"),
-            (self.overall, "sparsity-overall"),
-            (self.kept, "sparsity-kept"),
-            (self.size, "sparsity-size"),
-            (self.heatmap, "sparsity-heatmap"),
-            (self.error, "sparsity-error"),
-        ):
-            widget.add_class(css)
-        for bar in self.bars.values():
-            bar.add_class("sparsity-bar")
-        for control in (self.slider, self.criterion, self.scope, self.include_embedding):
-            control.observe(self.update, names="value")
+        add_classes(
+            [
+                (self.slider, "sparsity-slider"),
+                (self.criterion, "sparsity-criterion"),
+                (self.scope, "sparsity-scope"),
+                (self.include_embedding, "sparsity-embedding"),
+                (self.heatmap, "sparsity-heatmap"),
+            ]
+            + [(bar, "sparsity-bar") for bar in self.bars.values()]
+        )
+        controls = (self.slider, self.criterion, self.scope, self.include_embedding)
         bar_rows = [w.HBox([self.bars[n], self._bar_labels[n]]) for n in self.cache.dense]
-        self.widget = w.VBox(
+        self.widget = live_box(
             [
                 w.HBox([self.slider, self.criterion, self.scope, self.include_embedding]),
                 w.HBox([self.accuracy, self.overall]),
@@ -346,46 +337,41 @@ class SparsityExplorer:
                     ]
                 ),
                 self.error,
-            ]
+            ],
+            "sparsity-explorer",
+            controls=controls,
+            update=self.update,
         )
-        self.widget.add_class("sparsity-explorer")
-        self.update()
 
-    def update(self, change=None) -> None:
+    def refresh(self) -> None:
         """Recompute for the current control values and refresh labels, bars and heat map."""
-        try:
-            view = explore_sparsity(
-                self.model,
-                None,
-                self.slider.value,
-                self.criterion.value,
-                self.scope.value,
-                self.include_embedding.value,
-                cache=self.cache,
-            )
-            self.accuracy.value = (
-                f"validation accuracy: <b>{percent(view.accuracy)}</b> "
-                f"(dense {percent(view.dense_accuracy)})"
-            )
-            self.overall.value = (
-                f"sparsity: <b>{percent(view.overall_sparsity)}</b> of recurrent + classifier "
-                f"weights; embedding {percent(view.embedding_sparsity)}"
-            )
-            self.kept.value = f"kept: {view.kept:,} of {view.total:,} weights"
-            self.size.value = (
-                f"estimated size: {view.estimated_bytes / 1e6:.2f} MB "
-                f"(dense fp32: {view.dense_bytes / 1e6:.2f} MB)"
-            )
-            for name, value in view.per_tensor.items():
-                self.bars[name].value = 100 * value
-                self._bar_labels[name].value = percent(value)
-            self.heatmap.value = heatmap_png(view, vmax=self._vmax)
-            self.view, self.error.value = view, ""
-        except Exception as err:  # shown in the widget, never lost in a callback
-            self.error.value = error_html(err)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        view = explore_sparsity(
+            self.model,
+            None,
+            self.slider.value,
+            self.criterion.value,
+            self.scope.value,
+            self.include_embedding.value,
+            cache=self.cache,
+        )
+        self.accuracy.value = (
+            f"validation accuracy: <b>{percent(view.accuracy)}</b> "
+            f"(dense {percent(view.dense_accuracy)})"
+        )
+        self.overall.value = (
+            f"sparsity: <b>{percent(view.overall_sparsity)}</b> of recurrent + classifier "
+            f"weights; embedding {percent(view.embedding_sparsity)}"
+        )
+        self.kept.value = f"kept: {view.kept:,} of {view.total:,} weights"
+        self.size.value = (
+            f"estimated size: {view.estimated_bytes / 1e6:.2f} MB "
+            f"(dense fp32: {view.dense_bytes / 1e6:.2f} MB)"
+        )
+        for name, value in view.per_tensor.items():
+            self.bars[name].value = 100 * value
+            self._bar_labels[name].value = percent(value)
+        self.heatmap.value = heatmap_png(view, vmax=self._vmax)
+        self.view = view
 
 
 def sparsity_explorer(model: nn.Module, data, **options) -> SparsityExplorer:

@@ -16,7 +16,7 @@ from ..checks import integer
 from ..measure import count_parameters, measure_latency, size_on_disk
 from ..pruning.structured import remove_hidden_units, select_units, unit_norms, unit_slots
 from ..train import evaluate
-from .common import error_html
+from .common import report_view
 
 __all__ = ["UnitsKeptExplorer", "units_kept_stats"]
 
@@ -120,20 +120,4 @@ class UnitsKeptExplorer:
             description="units kept",
             continuous_update=False,
         )
-        report, error = widgets.HTML(), widgets.HTML()
-        slider.add_class("units-slider")
-        report.add_class("units-report")
-        error.add_class("units-error")
-
-        def show(change=None):
-            try:
-                report.value = self.report(slider.value)
-                error.value = ""
-            except Exception as err:  # shown to the learner, not raised into the kernel
-                error.value = error_html(err)
-
-        slider.observe(show, names="value")
-        show()
-        box = widgets.VBox([slider, report, error])
-        box.add_class("units-explorer")
-        return box
+        return report_view("units", {"units-slider": slider}, lambda: self.report(slider.value))

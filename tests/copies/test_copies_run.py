@@ -21,11 +21,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import NOTEBOOKS, ROOT, solutions_and_checks
 from nbclient import NotebookClient
-from notebook_tools import SOLUTION_TAG, cell_source, read_notebook, write_student_copies
+from notebook_tools import cell_source, read_notebook, write_student_copies
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 KINDS = {"student": False, "self-paced": True}  # kind -> inline_solutions
 KERNEL = "rnn-pruning-course-copies"
 CELL_TIMEOUT_S = 1200
@@ -77,13 +76,7 @@ def outputs_text(cell) -> str:
 
 def check_cell_ids(original: dict) -> list[str]:
     """Ids of the cells that check each exercise: the first check after a solution cell."""
-    ids = []
-    cells = [c for c in original["cells"] if c["cell_type"] == "code"]
-    for i, cell in enumerate(cells):
-        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            check = next(c for c in cells[i + 1 :] if "exercises.check_" in cell_source(c))
-            ids.append(check["id"])
-    return ids
+    return [check["id"] for _, check in solutions_and_checks(original)]
 
 
 def problems_in(nb) -> list[str]:

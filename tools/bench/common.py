@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
+
+from course_utils.report import median_range, median_spread
+
+__all__ = [
+    "latency_note",
+    "md_table",
+    "median_spread",
+    "met_words",
+    "pct",
+    "section",
+    "seeds",
+    "speed_and_sizes",
+    "speed_table",
+]
 
 
 def seeds(mode: str) -> list[int]:
@@ -11,23 +24,25 @@ def seeds(mode: str) -> list[int]:
     return [0, 1, 2] if mode == "full" else [0]
 
 
-def median_spread(values: Sequence[float]) -> dict:
-    """Median, min and max of ``values`` (accuracies in [0, 1])."""
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "values": list(values),
-    }
-
-
 def pct(summary: dict) -> str:
     """``95.3 % (94.1-96.2)`` from a median_spread summary of fractions."""
-    if len(summary["values"]) == 1:
-        return f"{100 * summary['median']:.1f} %"
-    return (
-        f"{100 * summary['median']:.1f} % ({100 * summary['min']:.1f}-{100 * summary['max']:.1f})"
-    )
+    return median_range(summary, scale=100, unit=" %")
+
+
+def section(title: str, *paragraphs: str | None) -> str:
+    """A section of the report in Markdown: ``## title``, then each paragraph (a table or
+    a text; None is left out), separated by blank lines."""
+    return "\n\n".join([f"## {title}", *(p for p in paragraphs if p is not None)])
+
+
+def met_words(targets_met: dict) -> dict:
+    """``"met"`` or ``"NOT met"`` for each target."""
+    return {k: "met" if v else "NOT met" for k, v in targets_met.items()}
+
+
+def latency_note(rounds: int, repeats: int) -> str:
+    """How latency was measured, for a section's closing paragraph (no final stop)."""
+    return f"Latency: one thread, {rounds} interleaved rounds of {repeats} runs, full-length inputs"
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from readme import update_readme
 
+__all__ = ["machine_info", "main", "tables", "write_report"]
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SECTIONS = sorted(p.stem for p in HERE.glob("sec_*.py"))

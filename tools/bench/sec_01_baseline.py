@@ -7,6 +7,8 @@ from common import md_table, median_spread, pct, seeds
 from course_utils import get_baseline
 from course_utils.measure import count_parameters, measure_latency, size_on_disk
 
+__all__ = ["run"]
+
 
 def run(mode: str) -> dict:
     per_seed = {}

@@ -20,6 +20,17 @@ from course_utils.pruning import agp_pruning, remove_masks, sparsity_report
 from course_utils.train import evaluate
 from course_utils.widgets import sparsity_explorer
 
+__all__ = [
+    "RECIPE",
+    "SPARSITIES",
+    "TARGET_DROP",
+    "explorer_latency",
+    "markdown",
+    "prune_seed",
+    "run",
+    "summarize",
+]
+
 # the recipe: one global magnitude threshold over weight_ih, weight_hh and the classifier,
 # s_i = 0, an update every 10 steps over 4 epochs (about 37 updates), then 2 epochs at s_f
 RECIPE = {
@@ -76,6 +87,27 @@ def explorer_latency(baseline) -> dict:
     }
 
 
+def summarize(per_run: dict, grid, seeds_used: list[int]) -> dict:
+    """Per sparsity: both criteria's test accuracy and drop over seeds, and the target."""
+    summary = {}
+    for sparsity in grid:
+        row = {}
+        for criterion in ("magnitude", "random"):
+            runs = [per_run[f"{criterion}-{sparsity}-seed{s}"] for s in seeds_used]
+            row[criterion] = {
+                "test_accuracy": median_spread([r["test_accuracy"] for r in runs]),
+                "drop_points": median_spread([r["drop_points"] for r in runs]),
+            }
+        row["dense_test_accuracy"] = median_spread(
+            [per_run[f"magnitude-{sparsity}-seed{s}"]["dense_test_accuracy"] for s in seeds_used]
+        )
+        target = TARGET_DROP.get(sparsity)
+        row["target_drop_points"] = target
+        row["met"] = None if target is None else row["magnitude"]["drop_points"]["median"] <= target
+        summary[str(sparsity)] = row
+    return summary
+
+
 def run(mode: str) -> dict:
     recipe, grid = RECIPE[mode], SPARSITIES[mode]
     per_run, kept_model = {}, None
@@ -87,28 +119,10 @@ def run(mode: str) -> dict:
                 if seed == 0 and criterion == "magnitude" and sparsity == 0.9:
                     kept_model = model
                 per_run[f"{criterion}-{sparsity}-seed{seed}"] = result
-    summary = {}
-    for sparsity in grid:
-        row = {}
-        for criterion in ("magnitude", "random"):
-            runs = [per_run[f"{criterion}-{sparsity}-seed{s}"] for s in seeds(mode)]
-            row[criterion] = {
-                "test_accuracy": median_spread([r["test_accuracy"] for r in runs]),
-                "drop_points": median_spread([r["drop_points"] for r in runs]),
-            }
-        row["dense_test_accuracy"] = median_spread(
-            [per_run[f"magnitude-{sparsity}-seed{s}"]["dense_test_accuracy"] for s in seeds(mode)]
-        )
-        target = TARGET_DROP.get(sparsity)
-        row["target_drop_points"] = target
-        row["met"] = None if target is None else row["magnitude"]["drop_points"]["median"] <= target
-        summary[str(sparsity)] = row
-
     baseline = get_baseline(seed=0)
     latency = explorer_latency(baseline)
     dense_state, pruned = baseline.model, kept_model
     remove_masks(pruned)
-    size = {"dense": size_on_disk(dense_state), "pruned_90": size_on_disk(pruned)}
     speed = {
         name: measure_latency(m, batch_size=64, seq_len=baseline.config.max_len).median_ms
         for name, m in (("dense", dense_state), ("pruned_90", pruned))
@@ -116,21 +130,25 @@ def run(mode: str) -> dict:
     results = {
         "recipe": recipe,
         "seeds": seeds(mode),
-        "summary": summary,
+        "summary": summarize(per_run, grid, seeds(mode)),
         "runs": per_run,
         "explorer": latency,
-        "size_bytes": size,
+        "size_bytes": {"dense": size_on_disk(dense_state), "pruned_90": size_on_disk(pruned)},
         "latency_ms_b64": speed,
     }
+    return {"results": results, "markdown": markdown(results)}
 
+
+def markdown(results: dict) -> str:
+    recipe, latency = results["recipe"], results["explorer"]
+    size, speed = results["size_bytes"], results["latency_ms_b64"]
     rows = []
-    for sparsity in grid:
-        row = summary[str(sparsity)]
+    for sparsity, row in results["summary"].items():
         mag, rnd = row["magnitude"], row["random"]
         target = row["target_drop_points"]
         rows.append(
             [
-                f"{100 * sparsity:.0f} %",
+                f"{100 * float(sparsity):.0f} %",
                 pct(row["dense_test_accuracy"]),
                 pct(mag["test_accuracy"]),
                 f"{mag['drop_points']['median']:.1f}",
@@ -141,29 +159,27 @@ def run(mode: str) -> dict:
                 f"{rnd['drop_points']['median']:.1f}",
             ]
         )
-    markdown = "\n".join(
+    header = [
+        "sparsity",
+        "dense test acc",
+        "AGP magnitude",
+        "drop (points)",
+        "target drop",
+        "AGP random (floor)",
+        "random drop",
+    ]
+    return "\n".join(
         [
             "## Chapter 2: AGP magnitude pruning (recurrent + classifier weights, embedding dense)",
             "",
-            md_table(
-                [
-                    "sparsity",
-                    "dense test acc",
-                    "AGP magnitude",
-                    "drop (points)",
-                    "target drop",
-                    "AGP random (floor)",
-                    "random drop",
-                ],
-                rows,
-            ),
+            md_table(header, rows),
             "",
             f"Recipe: one global |w| threshold over weight_ih, weight_hh and the classifier; "
             f"cubic schedule from 0 % updated every {recipe['frequency']} steps over "
             f"{recipe['prune_epochs']} epochs, then {recipe['epochs'] - recipe['prune_epochs']} "
             f"epochs at the final sparsity; Adam lr {recipe['lr']}. Test accuracy: median "
-            f"(min-max) over seeds {', '.join(map(str, seeds(mode)))}; drop = median over seeds "
-            "of (dense - pruned) for the same seed.",
+            f"(min-max) over seeds {', '.join(map(str, results['seeds']))}; drop = median over "
+            "seeds of (dense - pruned) for the same seed.",
             "",
             f"Sparsity explorer: median update {latency['median_ms']:.0f} ms per slider move "
             f"(max {latency['max_ms']:.0f} ms, {latency['moves']} moves, "
@@ -178,4 +194,3 @@ def run(mode: str) -> dict:
             f"{speed['dense']:.0f} ms.",
         ]
     )
-    return {"results": results, "markdown": markdown}

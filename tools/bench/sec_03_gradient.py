@@ -20,9 +20,44 @@ from course_utils.experiments.comparison import (
     describe_claim,
 )
 from course_utils.pruning.criteria import ALL_CRITERIA
+from course_utils.report import median_range
+
+__all__ = [
+    "LONGER_CRITERIA",
+    "LONGER_SPARSITIES",
+    "accuracy_by",
+    "accuracy_table",
+    "markdown",
+    "run",
+]
 
 LONGER_CRITERIA = ("magnitude", "taylor", "movement")
 LONGER_SPARSITIES = (0.95, 0.98)
+
+
+def accuracy_by(rows: list[dict], criteria, sparsities) -> dict:
+    """``{criterion: {"0.9": median_spread of test accuracy over seeds}}``."""
+    return {
+        c: {
+            f"{s:g}": median_spread(
+                [r["test_accuracy"] for r in rows if r["criterion"] == c and r["sparsity"] == s]
+            )
+            for s in sparsities
+        }
+        for c in criteria
+    }
+
+
+def accuracy_table(by_criterion: dict) -> str:
+    """Markdown: one row per criterion, ``median (min-max)`` test accuracy per sparsity."""
+    sparsities = list(next(iter(by_criterion.values())))
+    return md_table(
+        ["criterion", *(f"{100 * float(s):g} % sparse" for s in sparsities)],
+        [
+            [c, *(median_range(cells[s], scale=100) for s in sparsities)]
+            for c, cells in by_criterion.items()
+        ],
+    )
 
 
 def run(mode: str) -> dict:
@@ -34,21 +69,6 @@ def run(mode: str) -> dict:
         baselines, ALL_CRITERIA, sparsities, budget=budget, progress=False
     )
     rows = [dict(r) for r in comparison.rows]
-    summary = {
-        c: {
-            f"{s:g}": median_spread(
-                [r["test_accuracy"] for r in rows if r["criterion"] == c and r["sparsity"] == s]
-            )
-            for s in sparsities
-        }
-        for c in ALL_CRITERIA
-    }
-    verdicts = {
-        c: [dict(v) for v in compare_medians(rows, c, "magnitude")]
-        for c in ("taylor", "movement", "snip")
-    }
-    dense = median_spread([b.metrics["test_accuracy"] for b in baselines])
-    claim = describe_claim(rows)
     longer = None
     if full:  # does the verdict survive a longer fine-tuning budget?
         longer_budget = FineTuneBudget(epochs=3)
@@ -61,54 +81,37 @@ def run(mode: str) -> dict:
         longer = {
             "budget": longer_budget.describe(baselines[0], snip=False),
             "rows": longer_rows,
-            "test_accuracy": {
-                c: {
-                    f"{s:g}": median_spread(
-                        [
-                            r["test_accuracy"]
-                            for r in longer_rows
-                            if r["criterion"] == c and r["sparsity"] == s
-                        ]
-                    )
-                    for s in LONGER_SPARSITIES
-                }
-                for c in LONGER_CRITERIA
-            },
+            "test_accuracy": accuracy_by(longer_rows, LONGER_CRITERIA, LONGER_SPARSITIES),
             "claim": describe_claim(longer_rows, ["taylor", "movement"]),
         }
     results = {
         "rows": rows,
-        "test_accuracy": summary,
-        "dense_test_accuracy": dense,
-        "verdicts": verdicts,
-        "claim": claim,
+        "test_accuracy": accuracy_by(rows, ALL_CRITERIA, sparsities),
+        "dense_test_accuracy": median_spread([b.metrics["test_accuracy"] for b in baselines]),
+        "verdicts": {
+            c: [dict(v) for v in compare_medians(rows, c, "magnitude")]
+            for c in ("taylor", "movement", "snip")
+        },
+        "claim": describe_claim(rows),
         "budget": budget.describe(baselines[0]),
         "seeds": [b.seed for b in baselines],
         "longer_budget": longer,
     }
+    return {"results": results, "markdown": markdown(results)}
 
-    def cell(summary_: dict) -> str:
-        values = summary_["values"]
-        if len(values) == 1:
-            return f"{100 * values[0]:.1f}"
-        return (
-            f"{100 * summary_['median']:.1f} "
-            f"({100 * summary_['min']:.1f}-{100 * summary_['max']:.1f})"
-        )
 
-    table = md_table(
-        ["criterion", *(f"{100 * s:g} % sparse" for s in sparsities)],
-        [[c, *(cell(summary[c][f"{s:g}"]) for s in sparsities)] for c in ALL_CRITERIA],
-    )
-    markdown = "\n".join(
+def markdown(results: dict) -> str:
+    longer = results["longer_budget"]
+    text = "\n".join(
         [
             "## Chapter 3: pruning criteria at equal budget (test accuracy %, median (min-max))",
             "",
-            f"Dense baseline: {cell(dense)} %. Seeds: "
-            f"{', '.join(str(b.seed) for b in baselines)}. Pruned: the recurrent and classifier "
-            "weights, the same sparsity in each tensor (layerwise); the embedding stays dense.",
+            f"Dense baseline: {median_range(results['dense_test_accuracy'], scale=100)} %. "
+            f"Seeds: {', '.join(str(s) for s in results['seeds'])}. Pruned: the recurrent and "
+            "classifier weights, the same sparsity in each tensor (layerwise); the embedding "
+            "stays dense.",
             "",
-            table,
+            accuracy_table(results["test_accuracy"]),
             "",
             f"Budget. {results['budget']}",
             "",
@@ -116,33 +119,21 @@ def run(mode: str) -> dict:
             'better than magnitude", as these numbers answer it (better/worse only when every '
             "seed agrees):",
             "",
-            *(f"- {line}" for line in claim.splitlines()),
+            *(f"- {line}" for line in results["claim"].splitlines()),
         ]
     )
     if longer is not None:
-        markdown += "\n".join(
+        text += "\n".join(
             [
                 "",
                 "",
                 "Longer budget (3 fine-tuning epochs, same schedule shape), test accuracy %:",
                 "",
-                md_table(
-                    ["criterion", *(f"{100 * s:g} % sparse" for s in LONGER_SPARSITIES)],
-                    [
-                        [
-                            c,
-                            *(
-                                cell(longer["test_accuracy"][c][f"{s:g}"])
-                                for s in LONGER_SPARSITIES
-                            ),
-                        ]
-                        for c in LONGER_CRITERIA
-                    ],
-                ),
+                accuracy_table(longer["test_accuracy"]),
                 "",
                 f"Budget. {longer['budget']}",
                 "",
                 *(f"- {line}" for line in longer["claim"].splitlines()),
             ]
         )
-    return {"results": results, "markdown": markdown}
+    return text

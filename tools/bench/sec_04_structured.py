@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import statistics
 
-from common import md_table, median_spread, pct, seeds, speed_and_sizes, speed_table
+from common import (
+    latency_note,
+    md_table,
+    median_spread,
+    met_words,
+    pct,
+    section,
+    seeds,
+    speed_and_sizes,
+    speed_table,
+)
 
 from course_utils import get_baseline
 from course_utils.measure import (
@@ -25,8 +35,11 @@ from course_utils.pruning import (
     select_units_by_norm,
     train_group_lasso,
 )
+from course_utils.report import median_range
 from course_utils.seeding import set_seed
 from course_utils.train import evaluate, train_model
+
+__all__ = ["LAMBDA", "TARGETS", "UNITS", "fine_tune", "markdown", "one_seed", "run", "settings"]
 
 UNITS = 32  # of 128: 25 %
 LAMBDA = 0.05
@@ -119,7 +132,10 @@ def run(mode: str) -> dict:
 
 def markdown(results: dict, mode: str) -> str:
     r, lat, sp, sz = results, results["latency_ms"], results["speedup"], results["sizes"]
-    drop, cdrop = r["drop_points"], r["control_drop_points"]
+    drop, cdrop = (
+        median_range(r[k], between=" to ", always_range=True)
+        for k in ("drop_points", "control_drop_points")
+    )
     seeds_used = ", ".join(str(s) for s in r["per_seed"])
     accuracy = md_table(
         ["model", "hidden units", "test accuracy (median, min-max)", "drop vs dense (points)"],
@@ -129,34 +145,26 @@ def markdown(results: dict, mode: str) -> str:
                 f"group lasso (λ={LAMBDA}) + remove + fine-tune",
                 UNITS,
                 pct(r["shrunk"]),
-                f"{drop['median']:.1f} ({drop['min']:.1f} to {drop['max']:.1f})",
+                drop,
             ],
             [
                 "control: remove by norm + fine-tune",
                 UNITS,
                 pct(r["control"]),
-                f"{cdrop['median']:.1f} ({cdrop['min']:.1f} to {cdrop['max']:.1f})",
+                cdrop,
             ],
             [f"LSTM-{UNITS} trained from scratch", UNITS, pct(r["small_from_scratch"]), ""],
         ],
     )
     speed = speed_table(lat, sp, sz)
-    met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
-    return "\n".join(
-        [
-            "## Chapter 4: group lasso and physically smaller LSTMs",
-            "",
-            accuracy,
-            "",
-            speed,
-            "",
-            f"Seeds {seeds_used} ({mode} mode: {r['recipe']['gl_epochs']} group-lasso epochs, "
-            f"{r['recipe']['ft_epochs']} fine-tuning epochs). Latency: one thread, "
-            f"{r['recipe']['rounds']} interleaved rounds of {r['recipe']['repeats']} runs, "
-            "full-length inputs. Targets: within "
-            f"{TARGETS['max_drop_points']:.0f} points with {UNITS}/128 units "
-            f"({met['accuracy']}); speed-up >= {TARGETS['speedup_b64']:.0f}x at batch 64 "
-            f"({met['speedup_b64']}) and >= {TARGETS['speedup_b1']}x at batch 1 "
-            f"({met['speedup_b1']}).",
-        ]
+    met = met_words(r["targets_met"])
+    closing = (
+        f"Seeds {seeds_used} ({mode} mode: {r['recipe']['gl_epochs']} group-lasso epochs, "
+        f"{r['recipe']['ft_epochs']} fine-tuning epochs). "
+        f"{latency_note(r['recipe']['rounds'], r['recipe']['repeats'])}. Targets: within "
+        f"{TARGETS['max_drop_points']:.0f} points with {UNITS}/128 units "
+        f"({met['accuracy']}); speed-up >= {TARGETS['speedup_b64']:.0f}x at batch 64 "
+        f"({met['speedup_b64']}) and >= {TARGETS['speedup_b1']}x at batch 1 "
+        f"({met['speedup_b1']})."
     )
+    return section("Chapter 4: group lasso and physically smaller LSTMs", accuracy, speed, closing)

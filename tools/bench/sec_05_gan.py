@@ -18,20 +18,33 @@ from __future__ import annotations
 
 import dataclasses
 
-from common import md_table, median_spread, pct, seeds, speed_and_sizes, speed_table
+from common import (
+    latency_note,
+    md_table,
+    median_spread,
+    met_words,
+    pct,
+    section,
+    seeds,
+    speed_and_sizes,
+    speed_table,
+)
 
 from course_utils import get_baseline
 from course_utils.experiments.gan_comparison import (
-    METHOD_NAMES,
     UnitBudget,
     adversarial_verdict,
     compare_unit_pruning,
     gal_for,
 )
+from course_utils.experiments.methods import METHODS
 from course_utils.measure import (
     compare_latency,
 )
 from course_utils.pruning.gan import GALConfig
+from course_utils.report import median_range
+
+__all__ = ["GROWTH_CHOICES", "TARGETS", "UNITS", "growth_choice", "markdown", "run", "settings"]
 
 UNITS = 32  # of 128: 25 %
 TARGETS = {"max_drop_points": 2.0, "speedup_b64": 3.0}
@@ -65,10 +78,10 @@ def run(mode: str) -> dict:
     latency = compare_latency(
         timed, seq_len=first.config.max_len, rounds=cfg["rounds"], repeats=cfg["repeats"]
     )
-    methods = list(dict.fromkeys(r["criterion"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     per_method = {}
     for method in methods:
-        mine = [r for r in rows if r["criterion"] == method]
+        mine = [r for r in rows if r["method"] == method]
         per_method[method] = {
             "test_before": median_spread([r["test_before"] for r in mine]),
             "test": median_spread([r["test_accuracy"] for r in mine]),
@@ -90,7 +103,7 @@ def run(mode: str) -> dict:
             "repeats": cfg["repeats"],
         },
         "rows": [dict(r) for r in rows],
-        "dense": median_spread([r["dense_test"] for r in rows if r["criterion"] == methods[0]]),
+        "dense": median_spread([r["dense_test"] for r in rows if r["method"] == methods[0]]),
         "methods": per_method,
         "adversarial": {k: v for k, v in verdict.items() if k != "sentence"},
         "adversarial_before_ft": {k: v for k, v in verdict_before.items() if k != "sentence"},
@@ -134,9 +147,7 @@ def markdown(results: dict, mode: str) -> str:
     seeds_used = ", ".join(str(s) for s in dict.fromkeys(row["seed"] for row in r["rows"]))
 
     def drop(summary: dict) -> str:
-        if len(summary["values"]) == 1:
-            return f"{summary['median']:.1f}"
-        return f"{summary['median']:.1f} ({summary['min']:.1f} to {summary['max']:.1f})"
+        return median_range(summary, between=" to ")
 
     accuracy = md_table(
         [
@@ -149,7 +160,7 @@ def markdown(results: dict, mode: str) -> str:
         [["dense baseline", 128, pct(r["dense"]), pct(r["dense"]), ""]]
         + [
             [
-                METHOD_NAMES[m],
+                METHODS[m].long_label,
                 UNITS,
                 pct(v["test_before"]),
                 pct(v["test"]),
@@ -182,25 +193,21 @@ def markdown(results: dict, mode: str) -> str:
                 for g in r["growth_choice"]
             ],
         )
-    met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
-    return "\n".join(
-        [
-            "## Chapter 5: GAN-guided pruning (GAL) at equal hidden size",
-            "",
-            accuracy,
-            "",
-            f"After fine-tuning: {r['verdict']}",
-            "",
-            f"Before fine-tuning: {r['verdict_before_ft']}",
-            "",
-            *([growth, ""] if growth else []),
-            speed,
-            "",
-            f"Seeds {seeds_used} ({mode} mode). {r['recipe']['budget']} Latency: one thread, "
-            f"{r['recipe']['rounds']} interleaved rounds of {r['recipe']['repeats']} runs, "
-            f"full-length inputs. Targets: GAL within {TARGETS['max_drop_points']:.0f} points "
-            f"of dense with {UNITS}/128 units, median over seeds ({met['accuracy']}); not "
-            f"worse than the ablation beyond the seed spread ({met['not_worse_than_ablation']}); "
-            f"speed-up >= {TARGETS['speedup_b64']:.0f}x at batch 64 ({met['speedup_b64']}).",
-        ]
+    met = met_words(r["targets_met"])
+    closing = (
+        f"Seeds {seeds_used} ({mode} mode). {r['recipe']['budget']} "
+        f"{latency_note(r['recipe']['rounds'], r['recipe']['repeats'])}. "
+        f"Targets: GAL within {TARGETS['max_drop_points']:.0f} points "
+        f"of dense with {UNITS}/128 units, median over seeds ({met['accuracy']}); not "
+        f"worse than the ablation beyond the seed spread ({met['not_worse_than_ablation']}); "
+        f"speed-up >= {TARGETS['speedup_b64']:.0f}x at batch 64 ({met['speedup_b64']})."
+    )
+    return section(
+        "Chapter 5: GAN-guided pruning (GAL) at equal hidden size",
+        accuracy,
+        f"After fine-tuning: {r['verdict']}",
+        f"Before fine-tuning: {r['verdict_before_ft']}",
+        growth or None,
+        speed,
+        closing,
     )

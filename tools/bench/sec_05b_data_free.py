@@ -1,7 +1,7 @@
 """Chapter 5's appendix (05b): data-free distillation of a pruned LSTM (DAFL, Chen et al. 2019).
 
 Recipe: each baseline seed is cut to 32 of its 128 hidden units by structured magnitude
-(chapter 5's ``prune_to_units("magnitude")``, no training), then the student learns from
+(chapter 5's ``prune_to_units("unit_magnitude")``, no training), then the student learns from
 the dense teacher without any training article, for ``DAFLConfig().steps`` steps: from a
 DAFL generator (``source="generator"``) or, as the control, from sequences of uniformly
 drawn vocabulary words (``source="random_words"``). For reference, the same student
@@ -22,6 +22,8 @@ from course_utils import get_baseline
 from course_utils.experiments.gan_comparison import UnitBudget, finetune_pruned, prune_to_units
 from course_utils.pruning.data_free import DAFLConfig, distill_data_free
 from course_utils.train import evaluate
+
+__all__ = ["ROWS", "UNITS", "markdown", "run", "settings"]
 
 UNITS = 32
 ROWS = {
@@ -44,7 +46,7 @@ def run(mode: str) -> dict:
     for seed in seeds(mode):
         baseline = get_baseline(seed=seed)
         test = baseline.loader("test")
-        student, _ = prune_to_units("magnitude", baseline, UnitBudget(units=UNITS))
+        student, _ = prune_to_units("unit_magnitude", baseline, UnitBudget(units=UNITS))
         row = {
             "dense": evaluate(baseline.model, test)["accuracy"],
             "before": evaluate(student, test)["accuracy"],
@@ -56,7 +58,7 @@ def run(mode: str) -> dict:
             result = distill_data_free(baseline.model, student, config, progress=False)
             seconds[source] = time.perf_counter() - start
             row[source] = evaluate(result.student, test)["accuracy"]
-        tuned = prune_to_units("magnitude", baseline, UnitBudget(units=UNITS))[0]
+        tuned = prune_to_units("unit_magnitude", baseline, UnitBudget(units=UNITS))[0]
         start = time.perf_counter()
         finetune_pruned(
             tuned,

@@ -23,13 +23,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import md_table, median_spread, pct, seeds
+from common import latency_note, md_table, median_spread, met_words, pct, seeds
 
 from course_utils import deploy, get_baseline
 from course_utils.deploy import compress
 from course_utils.experiments import zoo
 from course_utils.measure import compare_latency, count_nonzero
 from course_utils.train import evaluate
+
+__all__ = [
+    "TARGETS",
+    "export_check",
+    "grid_models",
+    "markdown",
+    "run",
+    "settings",
+    "size_cell",
+    "target_seed",
+]
 
 TARGETS = {"max_drop_points": 1.0, "lossless_ratio": 6.0, "int8_ratio": 10.0}
 
@@ -197,7 +208,7 @@ def markdown(r: dict) -> str:
         if fmt not in compress.LOSSLESS
     )
     drop = r["drop_points"]
-    met = {k: "met" if v else "NOT met" for k, v in r["targets_met"].items()}
+    met = met_words(r["targets_met"])
     grid = md_table(
         [
             "model (seed 0)",
@@ -250,8 +261,8 @@ def markdown(r: dict) -> str:
             "",
             grid,
             "",
-            f"Latency: one thread, {r['latency_rounds']} interleaved rounds of "
-            f"{r['latency_repeats']} runs, full-length inputs ({e['seq_len']} tokens); speed-up "
+            f"{latency_note(r['latency_rounds'], r['latency_repeats'])} "
+            f"({e['seq_len']} tokens); speed-up "
             "= dense fp32 / model, same run. Unstructured models keep the embedding dense (as "
             "in chapters 2-3) except the last row. torch.export of the GAL model: "
             f"{e['export_seconds']:.0f} s to export, {e['bytes'] / 1e6:.2f} MB file, fixed "

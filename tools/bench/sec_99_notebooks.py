@@ -19,6 +19,8 @@ from nbclient import NotebookClient
 
 from course_utils.experiments import zoo
 
+__all__ = ["run"]
+
 ROOT = Path(__file__).resolve().parents[2]
 WARM = "make warm, after chapter 1"
 OUT = ROOT / "build" / "bench" / "notebooks"  # the executed copies, outputs included
