@@ -35,6 +35,7 @@ __all__ = [
     "load_checkpoint",
     "save_cached",
     "save_checkpoint",
+    "weights_digest",
 ]
 
 # A checkpoint is one safetensors file: an 8-byte header length, a JSON header that
@@ -62,6 +63,15 @@ MAX_HEADER_BYTES = 64 << 20
 MAX_CHECKPOINT_BYTES = 5 * MAX_PARAMETERS + MAX_HEADER_BYTES + 8  # float32 weights, bool masks
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "BOOL": 1}
 _PICKLE_STARTS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; pickle protocol >= 2
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers, by name: a retrained model is another key."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 class CheckpointError(ValueError):

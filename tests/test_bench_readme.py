@@ -91,6 +91,27 @@ def test_every_target_row_says_met_or_not_met():
     ]
 
 
+def test_chapter_3_quotes_every_criterion_both_snips_included():
+    r = report(
+        sec_03_gradient={
+            "test_accuracy": {
+                c: {"0.9": spread(0.9, 0.88, 0.91), "0.98": spread(0.5)}
+                for c in ("magnitude", "taylor", "snip", "snip_layerwise")
+            }
+        }
+    )
+    rows = readme.rows(r)
+    assert [row[1] for row in rows] == [
+        f"{c}: test accuracy (%)" for c in ("magnitude", "taylor", "snip", "snip_layerwise")
+    ]
+    assert rows[3] == [
+        "3",
+        "snip_layerwise: test accuracy (%)",
+        "90 %: 90.0 (88.0–91.0), 98 %: 50.0",
+        "—",
+    ]
+
+
 def test_update_replaces_only_the_block(tmp_path):
     page = tmp_path / "README.md"
     page.write_text(f"# Title\n\nbefore\n{readme.START}\nold\n{readme.END}\nafter\n")
@@ -134,3 +155,37 @@ def test_pct_and_the_spreads_of_the_sections():
     assert latency_note(3, 20) == (
         "Latency: one thread, 3 interleaved rounds of 20 runs, full-length inputs"
     )
+
+
+def test_the_verdict_grid_gives_one_row_per_question_with_every_budget():
+    from course_utils.experiments.unit_grid import QUESTIONS, grid_verdicts
+
+    rows = []
+    for units in (64, 16):
+        for method, scores in (
+            ("group_lasso", (0.95, 0.94, 0.96)),
+            ("unit_magnitude", (0.93, 0.93, 0.95)),
+        ):
+            rows += [
+                {
+                    "method": method,
+                    "units": units,
+                    "seed": seed,
+                    "dense_test": 0.95,
+                    "test_before": s,
+                    "valid_accuracy": s,
+                    "test_accuracy": s,
+                    "seconds": 1.0,
+                }
+                for seed, s in enumerate(scores)
+            ]
+    verdicts = [dict(v) for v in grid_verdicts(rows)]
+    question = next(q for a, b, q in QUESTIONS if (a, b) == ("group_lasso", "unit_magnitude"))
+    assert readme.rows(report(sec_05c_unit_grid={"verdicts": verdicts})) == [
+        [
+            "4",
+            f"{question} (paired over 3 seeds)",
+            "64 units: better (+1.0 pt, +1.0 to +2.0); 16 units: better (+1.0 pt, +1.0 to +2.0)",
+            "—",
+        ]
+    ]

@@ -15,7 +15,9 @@ from course_utils.experiments.comparison import (
     describe_claim,
     summarize,
 )
-from course_utils.pruning import get_masks
+from course_utils.pruning import get_masks, select
+from course_utils.pruning.criteria import first_batch
+from course_utils.pruning.gradient import snip_scores
 
 # --- the comparison on a tiny real baseline ----------------------------------------------------
 
@@ -52,16 +54,21 @@ def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline, m
     result = compare_criteria(tiny_baseline, sparsities=(0.5, 0.9), budget=budget, progress=False)
     monkeypatch.undo()
     rows = result.rows
+    gradual = ("magnitude", "random", "taylor", "movement")
     assert [(r["criterion"], r["sparsity"]) for r in rows] == [
-        (c, s) for s in (0.5, 0.9) for c in ("magnitude", "random", "taylor", "movement", "snip")
+        (c, s) for s in (0.5, 0.9) for c in (*gradual, "snip", "snip_layerwise")
     ]
     for r in rows:
-        assert r["epochs"] == (2 if r["criterion"] == "snip" else 1)  # baseline 1 + budget 1
+        snip = r["criterion"].startswith("snip")
+        assert r["epochs"] == (2 if snip else 1)  # baseline 1 + budget 1
         assert r["seed"] == 1
         masks = result.masks[(r["criterion"], r["sparsity"], 1)]
-        assert {n: int((~m).sum()) for n, m in masks.items()} == {
-            n: round(r["sparsity"] * m.numel()) for n, m in masks.items()
-        }
+        pruned = {n: int((~m).sum()) for n, m in masks.items()}
+        if r["criterion"] == "snip":  # the paper's: one ranking over all tensors
+            total = sum(m.numel() for m in masks.values())
+            assert sum(pruned.values()) == round(r["sparsity"] * total)
+        else:  # the same sparsity in each tensor, SNIP's layerwise variant included
+            assert pruned == {n: round(r["sparsity"] * m.numel()) for n, m in masks.items()}
     # test accuracy is measured once per row, on the final pruned model (its masks)
     assert len(measured) == len(rows)
     for r, (masks, accuracy) in zip(rows, measured, strict=True):
@@ -78,6 +85,29 @@ def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline, m
         compare_criteria(tiny_baseline, ["obd"], [0.5])
     with pytest.raises(ValueError, match="sparsity must be in"):
         compare_criteria(tiny_baseline, ["magnitude"], [1.5])
+
+
+def test_snip_ranks_globally_whatever_the_scope_of_the_gradual_criteria(tiny_baseline):
+    budget = FineTuneBudget(train_batches=2, scratch_epochs=1)
+    runs = {
+        scope: compare_criteria(
+            tiny_baseline, ["snip", "snip_layerwise"], [0.9], budget=budget, scope=scope
+        ).masks
+        for scope in ("layerwise", "global")
+    }
+    batch = first_batch(tiny_baseline, budget.snip_batch_size, 1)
+    names = list(runs["global"][("snip", 0.9, 1)])
+    scores = snip_scores(tiny_baseline.initial_model(), batch, names=names)
+    want = {
+        "snip": select(scores, 0.9, "global"),
+        "snip_layerwise": select(scores, 0.9, "layerwise"),
+    }
+    for masks in runs.values():
+        for criterion, expected in want.items():
+            got = masks[(criterion, 0.9, 1)]
+            assert all(torch.equal(got[n], expected[n]) for n in names), criterion
+    per_tensor = {n: 1 - m.float().mean().item() for n, m in want["snip"].items()}
+    assert max(per_tensor.values()) - min(per_tensor.values()) > 0.01  # allocation differs
 
 
 def test_budget_bad_input():

@@ -1,6 +1,7 @@
 """Chapter 3's pipelines: gradual pruning by any criterion (movement), SNIP, Jaccard."""
 
 import copy
+import inspect
 import warnings
 
 import pytest
@@ -10,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from course_utils.models import RNNClassifier
 from course_utils.pruning import agp_sparsity, get_masks, select_layerwise
+from course_utils.pruning import criteria as criteria_module
 from course_utils.pruning.criteria import (
     ALL_CRITERIA,
     GRADUAL_CRITERIA,
+    SNIP_SCOPES,
     agp_steps,
     gradual_pruning,
     jaccard,
@@ -42,7 +46,9 @@ def test_one_registry_names_every_criterion():
         "movement": MovementScores,
         "snip": snip_scores,
     }
-    assert ALL_CRITERIA == ("magnitude", "random", "taylor", "movement", "snip")  # table order
+    # table order: the gradual criteria, SNIP as in the paper, then its layerwise variant
+    assert ALL_CRITERIA == ("magnitude", "random", "taylor", "movement", "snip", "snip_layerwise")
+    assert SNIP_SCOPES == {"snip": "global", "snip_layerwise": "layerwise"}
     assert GRADUAL_CRITERIA == WEIGHT_CRITERIA + TRAINING_CRITERIA
     assert GRADUAL_CRITERIA == ("magnitude", "random", "taylor", "movement")
     assert check_criterion("random") == "random"
@@ -291,7 +297,9 @@ def test_snip_pruning_prunes_at_init_by_one_batch_and_trains(task):
     batch = next(iter(loaders[0]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fresh model: no warning
-        run = snip_pruning(model, loaders, 0.8, epochs=2, batch=batch, progress=False)
+        run = snip_pruning(
+            model, loaders, 0.8, epochs=2, batch=batch, scope="layerwise", progress=False
+        )
     masks = get_masks(model)
     assert list(masks) == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "classifier.weight"]
     scores = snip_by_hand(init, batch, list(masks))
@@ -306,11 +314,12 @@ def test_snip_pruning_prunes_at_init_by_one_batch_and_trains(task):
     )
 
 
-def test_global_snip_uses_one_threshold_over_all_tensors(task):
+def test_snip_ranks_all_tensors_together_by_default_as_in_the_paper(task):
+    assert inspect.signature(snip_pruning).parameters["scope"].default == "global"
     model, loaders = task
     init = copy.deepcopy(model)
     batch = next(iter(loaders[0]))
-    run = snip_pruning(model, loaders, 0.8, epochs=1, batch=batch, scope="global", progress=False)
+    run = snip_pruning(model, loaders, 0.8, epochs=1, batch=batch, progress=False)
     masks = get_masks(model)
     names = list(masks)
     scores = snip_by_hand(init, batch, names)
@@ -323,6 +332,47 @@ def test_global_snip_uses_one_threshold_over_all_tensors(task):
     pruned = {n: int((~m).sum()) for n, m in masks.items()}
     assert sum(pruned.values()) == k and run.sparsity == pytest.approx(k / sum(sizes))
     assert pruned != {n: round(0.8 * m.numel()) for n, m in masks.items()}
+
+
+def test_global_snip_keeps_the_top_scores_of_both_tensors_by_hand(task, monkeypatch):
+    # Lee et al. 2019: one kappa for the whole network. Two tensors of 4 weights with known
+    # scores (summing to 1, as SNIP's do); at 50 % the 4 lowest of all 8 go, whichever tensor
+    # holds them: 0.01, 0.02, 0.05 and 0.07.
+    _, loaders = task
+    torch.manual_seed(0)
+    model = RNNClassifier(task[0].embedding.num_embeddings, 3, embed_dim=1, hidden_size=1)
+    names = ["rnn.weight_ih_l0", "rnn.weight_hh_l0"]  # both 4 x 1
+    known = {
+        "rnn.weight_ih_l0": torch.tensor([[0.30], [0.05], [0.20], [0.25]]),
+        "rnn.weight_hh_l0": torch.tensor([[0.10], [0.02], [0.01], [0.07]]),
+    }
+    batch = next(iter(loaders[0]))
+    seen = []
+
+    def known_scores(scored, given, names):
+        seen.append((given, names))
+        return {n: known[n].clone() for n in names}
+
+    monkeypatch.setattr(criteria_module, "snip_scores", known_scores)
+    run = snip_pruning(model, loaders, 0.5, epochs=1, batch=batch, names=names, progress=False)
+    assert seen == [(batch, names)]
+    masks = get_masks(model)
+    kept = {n: masks[n].reshape(-1).tolist() for n in names}
+    assert kept == {
+        "rnn.weight_ih_l0": [True, False, True, True],  # loses only 0.05: 25 % sparse
+        "rnn.weight_hh_l0": [True, False, False, False],  # keeps only 0.10: 75 % sparse
+    }
+    assert run.sparsity == 0.5 and run.events[0]["sparsity"] == 0.5
+    # the layerwise variant prunes 2 of each tensor: another mask for the same scores
+    model = RNNClassifier(task[0].embedding.num_embeddings, 3, embed_dim=1, hidden_size=1)
+    snip_pruning(
+        model, loaders, 0.5, epochs=1, batch=batch, names=names, scope="layerwise", progress=False
+    )
+    layerwise = {n: m.reshape(-1).tolist() for n, m in get_masks(model).items()}
+    assert layerwise == {
+        "rnn.weight_ih_l0": [True, False, False, True],
+        "rnn.weight_hh_l0": [True, False, False, True],
+    }
 
 
 def test_snip_pruning_warns_on_a_trained_model(task):

@@ -1,6 +1,5 @@
 import copy
 import functools
-import math
 import warnings
 
 import pytest
@@ -10,6 +9,7 @@ from helpers import architectures, rnn_model, same_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course_utils import exercises
 from course_utils.masking import keep_masks
 from course_utils.models import RNNClassifier
 from course_utils.pruning.data_free import (
@@ -44,28 +44,51 @@ def test_embedded_forward_is_the_model_on_full_length_inputs(arch, steps, seed):
     torch.testing.assert_close(features, model.features(tokens, lengths))
 
 
-def test_dafl_losses_follow_the_paper_formulas():
-    g = torch.Generator().manual_seed(0)
-    logits, features = 3 * torch.randn(8, 5, generator=g), torch.randn(8, 7, generator=g)
+def test_dafl_losses_follow_the_reference_code_with_numbers_worked_by_hand():
+    # two examples, two features; the logits give every example the distribution (0.5, 0.5)
+    features = torch.tensor([[1.0, -3.0], [2.0, 0.0]])
+    logits = torch.zeros(2, 2)
     out = dafl_losses(logits, features, alpha=0.1, beta=5.0)
-    p = torch.softmax(logits, dim=1)
-    one_hot = -torch.log(p[torch.arange(8), logits.argmax(dim=1)]).mean()
-    activation = -features.abs().sum(dim=1).mean()
-    mean_p = p.mean(dim=0)
-    entropy = (mean_p * mean_p.log()).sum()
-    torch.testing.assert_close(out["one_hot"], one_hot)
-    torch.testing.assert_close(out["activation"], activation)
-    torch.testing.assert_close(out["entropy"], entropy)
-    torch.testing.assert_close(out["total"], one_hot + 0.1 * activation + 5.0 * entropy)
-    # balanced predictions reach the entropy's minimum, -log C; one class everywhere gives 0
-    balanced = 10 * torch.eye(5)
-    entropy_balanced = float(dafl_losses(balanced, features[:5])["entropy"])
-    assert entropy_balanced == pytest.approx(-math.log(5), 1e-3)
+    # activation: minus the mean of |f| over examples AND features, -(1 + 3 + 2 + 0) / 4
+    # (each vector's L1 norm averaged over examples, -(4 + 2) / 2 = -3, is twice as strong)
+    assert float(out["activation"]) == pytest.approx(-1.5, abs=1e-6)
+    # entropy: sum_c p_c log10 p_c of the mean distribution, 2 * 0.5 * log10(0.5); the
+    # natural log would give -0.69315
+    assert float(out["entropy"]) == pytest.approx(-0.30103, abs=1e-5)
+    # one-hot: cross-entropy against the argmax, -ln 0.5 (PyTorch's cross-entropy, natural log)
+    assert float(out["one_hot"]) == pytest.approx(0.69315, abs=1e-5)
+    # total: 0.69315 + 0.1 * (-1.5) + 5 * (-0.30103)
+    assert float(out["total"]) == pytest.approx(-0.96200, abs=1e-5)
+    # a mean over examples of distributions (0.9, 0.1) and (0.3, 0.7) is (0.6, 0.4):
+    # 0.6 log10 0.6 + 0.4 log10 0.4 = -0.29228
+    uneven = torch.log(torch.tensor([[0.9, 0.1], [0.3, 0.7]]))
+    uneven_out = dafl_losses(uneven, features)
+    assert float(uneven_out["entropy"]) == pytest.approx(-0.29228, abs=1e-5)
+    # their argmax classes are 0 and 1: one-hot loss -(ln 0.9 + ln 0.7) / 2
+    assert float(uneven_out["one_hot"]) == pytest.approx(0.23102, abs=1e-5)
+
+
+def test_dafl_entropy_is_minus_log10_of_the_classes_when_balanced_and_zero_for_one_class():
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(5, 7, generator=g)
+    # balanced predictions reach the minimum, -log10 C = -0.69897 for C = 5
+    balanced = float(dafl_losses(40 * torch.eye(5), features)["entropy"])
+    assert balanced == pytest.approx(-0.69897, abs=1e-5)
     one_class = torch.zeros(4, 5)
-    one_class[:, 2] = 30.0
+    one_class[:, 2] = 40.0
     assert float(dafl_losses(one_class, features[:4])["entropy"]) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="logits and features"):
-        dafl_losses(logits, features[:3])
+        dafl_losses(one_class, features[:3])
+
+
+def test_the_entropy_exercise_check_wants_log_base_10():
+    def answer(logits, log):
+        mean_p = torch.softmax(logits, dim=1).mean(dim=0)
+        return (mean_p * log(mean_p)).sum()
+
+    assert exercises.check_information_entropy_loss(lambda y: answer(y, torch.log10))
+    natural = exercises.check_information_entropy_loss(lambda y: answer(y, torch.log))
+    assert not natural and "use log base 10" in natural.message
 
 
 def test_generator_output_matches_the_embedding_statistics():
@@ -152,7 +175,7 @@ def test_the_generator_learns_its_objective():
     end = distill_data_free(teacher, student, trained, progress=False).generator
     before = held_out_generator_loss(start, teacher)
     after = held_out_generator_loss(end, teacher)
-    # observed on CPU: L_G -5.18 -> -5.65, the one-hot loss 0.30 -> 0.18
+    # observed on CPU: L_G -2.01 -> -2.20, the one-hot loss 0.35 -> 0.23
     assert after["total"] < before["total"] - 0.1
     assert after["one_hot"] < before["one_hot"]
 

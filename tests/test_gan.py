@@ -1,3 +1,5 @@
+"""Chapter 5's GAN-guided pruning: soft masks, FISTA, the discriminator's view, train_gal."""
+
 import itertools
 import math
 import warnings
@@ -15,12 +17,15 @@ from course_utils.pruning.gan import (
     FistaMasks,
     GALConfig,
     MaskedStudent,
+    discriminator_input,
     discriminator_loss,
     discriminator_step,
     fold_masks,
     gal_parts,
+    instance_noise,
     kept_units,
     logit_gap,
+    logits_and_features,
     mask_iterates,
     mask_prox_step,
     mask_slots,
@@ -35,6 +40,8 @@ from course_utils.pruning.soft_masks import frozen_copy
 from course_utils.pruning.structured import mask_hidden_units, remove_hidden_units
 from course_utils.text import make_loader
 from course_utils.train import train_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 def batch(seed=0):
@@ -540,3 +547,167 @@ def test_the_steps_run_by_hand_make_exactly_train_gals_update():
     assert result.history["valid_objective"] == [scores["objective"]]
     l1 = sum(float(m.sum()) for m in iterates.values())
     assert scores["objective"] == config.data_weight * scores["logit_mse"] + config.lam * l1
+
+
+# --- the variant whose discriminator sees the pooled features too ----------------------------
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_discriminator_sees_the_logits_or_the_logits_and_the_features(bidirectional):
+    teacher = frozen_copy(tiny(layers=2, bidirectional=bidirectional, hidden=4))
+    features = 4 * (2 if bidirectional else 1)  # what the classifier reads
+    assert GALConfig().d_input == "logits"  # Lin et al.: D sees the final layer's outputs
+    parts = gal_parts(teacher, GALConfig())
+    assert parts.discriminator.net[0].in_features == 3  # the classes
+    parts = gal_parts(teacher, GALConfig(d_input="logits+features"))
+    assert parts.discriminator.net[0].in_features == 3 + features
+
+
+def test_logits_and_features_come_from_one_pass_and_the_students_are_masked():
+    teacher = tiny(layers=2, bidirectional=True, hidden=4)
+    tokens, lengths = batch()
+    with torch.no_grad():
+        want_logits, want_features = teacher(tokens, lengths), teacher.features(tokens, lengths)
+    logits, features = logits_and_features(teacher, tokens, lengths)
+    assert torch.equal(logits, want_logits) and torch.equal(features, want_features)
+    net = MaskedStudent(teacher).eval()
+    masks = net.mask_values()
+    masks[(1, 0)][1], masks[(1, 1)][3] = 0.0, 0.0  # last layer: forward unit 1, backward unit 3
+    masks[(1, 0)][2] = 0.5
+    net.set_masks(masks)
+    logits, features = logits_and_features(net, tokens, lengths)
+    with torch.no_grad():
+        assert torch.equal(logits, net(tokens, lengths))  # the student's very logits
+        raw = fold_masks(net).features(tokens, lengths)  # the features before the masks
+    scale = torch.cat([masks[(1, 0)], masks[(1, 1)]])
+    assert torch.allclose(features, raw * scale, atol=1e-6)
+    assert (features[:, [1, 4 + 3]] == 0).all()  # a removed unit reads 0
+    assert (features[:, [0, 2]] != 0).all()
+    assert features.requires_grad  # the student's adversarial loss reaches its masks
+
+
+def test_cached_teacher_gives_features_computed_once_and_the_same_logits():
+    teacher = tiny(bidirectional=True)
+    calls = []
+    teacher.register_forward_hook(lambda module, args, out: calls.append(len(args[0])))
+    teacher.rnn.register_forward_hook(lambda module, args, out: calls.append("rnn"))
+    cache = CachedTeacher(teacher)
+    tokens, lengths = batch()
+    logits = cache(tokens, lengths)
+    with_features = cache.logits_and_features(tokens, lengths)
+    again = cache.logits_and_features(tokens[[3, 1]], lengths[[3, 1]])
+    # the RNN ran twice: in forward (which ends after it) and for the features; the
+    # third call was served from the store
+    assert calls == ["rnn", 4, "rnn"]
+    assert torch.equal(with_features[0], logits) and torch.equal(again[0], logits[[3, 1]])
+    with torch.no_grad():
+        assert torch.equal(with_features[1], teacher.features(tokens, lengths))
+    assert torch.equal(again[1], with_features[1][[3, 1]])
+    fresh = CachedTeacher(teacher)  # features first: the logits are remembered as well
+    fresh.logits_and_features(tokens, lengths)
+    calls.clear()
+    assert torch.equal(fresh(tokens, lengths), logits) and calls == []
+
+
+def test_with_logits_and_features_the_discriminator_receives_the_features():
+    teacher = tiny(bidirectional=True, hidden=4)
+    tokens, lengths = batch()
+    labels = torch.zeros(4, dtype=torch.long)
+    config = GALConfig(epochs=1, d_input="logits+features", d_noise=0.0, seed=2)
+    seen = []
+
+    def spy(*args, **kwargs):
+        disc = Discriminator(*args, **kwargs)
+        disc.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+        return disc
+
+    import course_utils.pruning.gan as gan
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gan, "Discriminator", spy)
+        train_gal(teacher, [(tokens, lengths, labels)], [(tokens, lengths, labels)], config)
+    real, fake, student = seen  # D's step (teacher, student), then the student's step
+    with torch.no_grad():
+        want = torch.cat([teacher(tokens, lengths), teacher.features(tokens, lengths)], dim=1)
+    assert real.shape == (4, 3 + 8) and torch.equal(real, want)
+    # the student starts as the teacher with every mask 1: D sees the same thing for it
+    assert torch.allclose(fake, want, atol=1e-6) and torch.allclose(student, want, atol=1e-6)
+
+
+def test_the_steps_by_hand_with_features_make_exactly_train_gals_update():
+    teacher = tiny(hidden=4, bidirectional=True)
+    tokens, lengths = batch()
+    labels = torch.tensor([0, 1, 2, 1])
+    data = [(tokens, lengths, labels)]
+    config = GALConfig(epochs=1, mask_every=1, lam=0.3, mask_lr=0.1, seed=3)
+    config.d_input = "logits+features"
+    result = train_gal(teacher, data, data, config, progress=False)
+
+    torch.manual_seed(config.seed)
+    frozen = frozen_copy(teacher)
+    net, disc, opt_w, opt_d, fista = gal_parts(frozen, config)
+    net.train()
+    with torch.no_grad():
+        t_logits, t_features = frozen(tokens, lengths), frozen.features(tokens, lengths)
+    s_logits, s_features = logits_and_features(net, tokens, lengths)
+    discriminator_step(disc, opt_d, t_logits, s_logits, config, t_features, s_features)
+    mask_grads = {k: torch.zeros_like(m) for k, m in net.masks.items()}
+    student_step(net, disc, opt_w, t_logits, s_logits, labels, config, mask_grads, s_features)
+    mask_step(fista, mask_grads, 1)
+    assert same_weights(result.student.model, net.model)
+    assert all(torch.equal(result.masks[s], m) for s, m in mask_iterates(net, fista).items())
+
+
+def test_gal_with_features_trains_to_the_unit_budget(synthetic_data):
+    vocab, train, valid = synthetic_data
+    train_loader, valid_loader = make_loader(train, 16, shuffle=True), make_loader(valid, 64)
+    teacher = trained_teacher(vocab, train_loader, valid_loader)
+    batches = list(itertools.islice(train_loader, 4))
+    budget = {"target_units": 3, "lam": 0.2, "lam_growth": 1.1}  # λ grows from 0.2 until 3 left
+    config = GALConfig(d_input="logits+features", epochs=3, mask_lr=0.2, mask_every=1, **budget)
+    result = train_gal(teacher, batches, valid_loader, config, progress=False)
+    assert not result.diverged and result.best_epoch >= 1
+    assert set(result.history["budget_met_step"]) == {(0, 0)}
+    assert 1 <= result.units_alive()[(0, 0)] <= 3
+    assert all(math.isfinite(v) for v in result.history["d_loss"])
+    small = result.pruned_model()
+    tokens, lengths, _ = next(iter(valid_loader))
+    with torch.no_grad():
+        gap = (small(tokens, lengths) - result.student(tokens, lengths)).abs().max()
+    assert small.rnn.hidden_size == result.units_alive()[(0, 0)] and gap <= 1e-5
+
+
+def test_a_bad_d_input_gets_an_error_naming_it():
+    teacher = tiny()
+    loader = [batch() + (torch.zeros(4, dtype=torch.long),)]
+    for bad in ("features", "Logits", None, ["logits"]):
+        with pytest.raises(ValueError, match=r"d_input must be one of \['logits', 'logits\+feat"):
+            GALConfig(d_input=bad).check()
+    with pytest.raises(ValueError, match="d_input must be one of"):
+        train_gal(teacher, loader, loader, GALConfig(d_input="hidden"))
+    logits, features = torch.zeros(2, 3), torch.zeros(2, 4)
+    with pytest.raises(ValueError, match="pass the features too"):
+        discriminator_input(logits, None, GALConfig(d_input="logits+features"))
+    with pytest.raises(ValueError, match='features were given but config.d_input is "logits"'):
+        discriminator_input(logits, features, GALConfig())
+    assert discriminator_input(logits, features, GALConfig(d_input="logits+features")).shape == (
+        2,
+        7,
+    )
+
+
+def test_feature_noise_has_its_own_scale_and_logits_keep_theirs():
+    config = GALConfig(d_input="logits+features", d_noise=2.0, d_feature_noise=0.2)
+    seen = torch.zeros(20_000, 3 + 4)
+    torch.manual_seed(0)
+    noisy = instance_noise(seen, config, classes=3)
+    assert noisy[:, :3].std().item() == pytest.approx(2.0, rel=0.03)
+    assert noisy[:, 3:].std().item() == pytest.approx(0.2, rel=0.03)
+    # without d_feature_noise every column gets d_noise, drawn exactly as before
+    same = GALConfig(d_input="logits+features", d_noise=2.0)
+    torch.manual_seed(1)
+    a = instance_noise(seen, same, classes=3)
+    torch.manual_seed(1)
+    assert torch.equal(a, seen + 2.0 * torch.randn_like(seen))
+    with pytest.raises(ValueError, match="d_feature_noise"):
+        GALConfig(d_input="logits+features", d_feature_noise=-1.0).check()

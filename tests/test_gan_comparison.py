@@ -19,8 +19,11 @@ from course_utils.experiments.gan_comparison import (
 )
 from course_utils.models import RNNClassifier
 from course_utils.pruning.gan import GALConfig
+from course_utils.pruning.gradient import taylor_unit_scores
 from course_utils.text import make_loader
 from course_utils.train import train_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest on one thread
 
 
 class TinyBaseline:
@@ -121,6 +124,18 @@ def test_every_method_prunes_to_the_same_size_and_gets_a_row(tiny_baseline):
     assert "first 3 batches" in budget.describe()
 
 
+def test_unit_taylor_gate_runs_by_name_with_the_gate_form(tiny_baseline):
+    assert "unit_taylor_gate" not in UNIT_METHODS  # chapter 5's default line-up is unchanged
+    budget = UnitBudget(units=3, taylor_batches=2, train_batches=3)
+    model, scores = prune_to_units("unit_taylor_gate", tiny_baseline, budget)
+    _, group = prune_to_units("unit_taylor", tiny_baseline, budget)
+    loader = budget.data(tiny_baseline).loader("train", seed=tiny_baseline.seed)
+    gate = taylor_unit_scores(tiny_baseline.model, loader, num_batches=2, form="gate")
+    assert torch.equal(scores[(0, 0)], gate[(0, 0)])
+    assert not torch.equal(scores[(0, 0)], group[(0, 0)])
+    assert model.rnn.hidden_size == 3
+
+
 def test_gal_trains_with_the_unit_budget_unless_told_not_to(tiny_baseline):
     gal = GALConfig(epochs=3, lam=0.2, lam_growth=1.1, mask_lr=0.2, mask_every=1)
     budget = UnitBudget(units=3, gal=gal, train_batches=4)
@@ -135,6 +150,53 @@ def test_gal_trains_with_the_unit_budget_unless_told_not_to(tiny_baseline):
     assert result.history["budget_met_step"] == {}
     assert set(result.history["lam"]) == {0.2}  # λ stays where it was set
     assert "λ 0.2," in fixed.describe()
+
+
+@pytest.fixture
+def two_layer_baseline(synthetic_data):
+    """A bidirectional two-layer LSTM on the synthetic task: four (layer, direction) slots."""
+    vocab, train, valid = synthetic_data
+    torch.manual_seed(0)
+    model = RNNClassifier(
+        len(vocab), 3, embed_dim=8, hidden_size=8, num_layers=2, bidirectional=True
+    )
+    baseline = TinyBaseline(model, {"train": train, "valid": valid, "test": valid})
+    train_model(
+        model, baseline.loader("train"), baseline.loader("valid"), epochs=3, lr=1e-2, progress=False
+    )
+    return baseline
+
+
+@pytest.mark.parametrize("lam", [0.05, 2.0])  # every mask alive / every mask at 0
+def test_gal_with_a_fixed_lambda_is_cut_to_exactly_the_units_by_its_largest_masks(
+    two_layer_baseline, lam
+):
+    """The budget met by top-k on the final masks: no unit budget, then keep the largest."""
+    units, slots = 3, [(0, 0), (0, 1), (1, 0), (1, 1)]
+    gal = GALConfig(epochs=2, lam=lam, mask_lr=0.2, mask_every=1)
+    budget = UnitBudget(units=units, gal=gal, gal_budget=False, train_batches=4)
+    model, masks = prune_to_units("gal", two_layer_baseline, budget, progress=False)
+    assert model.rnn.hidden_size == units and list(masks) == slots  # 3 units in every slot
+    result = gal_for(two_layer_baseline, budget, progress=False)  # the same run again
+    assert result.history["budget_met_step"] == {} and set(result.history["lam"]) == {lam}
+    assert all(torch.equal(result.masks[s], masks[s]) for s in slots)
+    # the oracle: the student at its masks with all but the 3 largest per slot set to 0
+    top = {}
+    for slot, m in masks.items():
+        keep = torch.sort(torch.sort(m, descending=True, stable=True).indices[:units]).values
+        top[slot] = torch.zeros_like(m).index_copy(0, keep, m[keep])
+    tokens, lengths, _ = next(iter(two_layer_baseline.loader("valid")))
+    with torch.no_grad():
+        want = result.student(tokens, lengths, masks=top)
+        assert torch.allclose(model(tokens, lengths), want, atol=1e-5)
+    alive = {slot: int((m > 0).sum()) for slot, m in masks.items()}
+    if lam == 0.05:
+        assert all(n > units for n in alive.values())  # the top-k cut did the choosing
+    else:
+        # λ too strong: every mask is 0, so the cut keeps units 0, 1 and 2 (ties go to the
+        # lower index), all reading 0: the model gives one answer for every text
+        assert alive == dict.fromkeys(slots, 0)
+        assert torch.allclose(want, want[:1].expand_as(want))
 
 
 def rows_for(gal, ablation):

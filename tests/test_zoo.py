@@ -83,6 +83,35 @@ def test_cache_key_depends_on_recipe_and_amount(baseline, tmp_path):
     assert zoo.recipe("magnitude_agp", "short")["epochs"] < zoo.recipe("magnitude_agp")["epochs"]
 
 
+def test_snip_ranks_globally_and_a_model_cached_with_the_layerwise_recipe_is_not_reused(
+    baseline, tmp_path, monkeypatch
+):
+    assert zoo.recipe("snip")["scope"] == "global"  # SNIP as in the paper (chapter 3)
+    ours = zoo.recipe
+
+    def layerwise_recipe(method, budget="full"):  # the recipe before SNIP ranked globally
+        return {**ours(method, budget), "scope": "layerwise"}
+
+    monkeypatch.setattr(zoo, "recipe", layerwise_recipe)
+    old = make("snip", 0.75, tmp_path, baseline)
+    monkeypatch.undo()
+    new = make("snip", 0.75, tmp_path, baseline)
+    assert not old.from_cache and not new.from_cache  # another recipe, another key
+    assert len(list(tmp_path.glob("pruned-snip-*.safetensors"))) == 2
+    assert new.recipe["scope"] == "global" and old.recipe["scope"] == "layerwise"
+
+    names = ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "classifier.weight")
+
+    def zeros(pruned):  # the number of exact zeros in each pruned tensor
+        state = pruned.model.state_dict()
+        return [int((state[n] == 0).sum()) for n in names]
+
+    sizes = [baseline.model.state_dict()[n].numel() for n in names]
+    assert zeros(old) == [round(0.75 * n) for n in sizes]  # the same sparsity in each tensor
+    assert zeros(new) != zeros(old)  # one ranking over all tensors: another allocation
+    assert sum(zeros(new)) == pytest.approx(0.75 * sum(sizes), abs=1)
+
+
 class _Payload:
     def __init__(self, marker):
         self.marker = marker

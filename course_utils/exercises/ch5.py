@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -120,8 +121,9 @@ def check_discriminator_loss(fn: Callable) -> CheckResult:
 
 
 def check_information_entropy_loss(fn: Callable) -> CheckResult:
-    """``fn(logits)`` -> DAFL's ``L_ie = -H(mean over the batch of softmax(logits))``,
-    a scalar tensor (natural logarithm)."""
+    """``fn(logits)`` -> DAFL's ``L_ie = Σ_c p̄_c log10 p̄_c``, a scalar tensor, where ``p̄``
+    is the mean over the batch of ``softmax(logits)``: minus the entropy of ``p̄`` in log
+    base 10, as in the paper's reference code."""
 
     def cases(fn):
         g = torch.Generator().manual_seed(7)
@@ -133,9 +135,11 @@ def check_information_entropy_loss(fn: Callable) -> CheckResult:
             want = dafl_losses(logits, torch.zeros(len(logits), 1))["entropy"]
             assert isinstance(got, torch.Tensor) and got.dim() == 0, "return a scalar tensor"
             assert torch.isfinite(got), f"logits of shape {tuple(logits.shape)}: got {got}"
+            natural_log = " (the natural-log value: use log base 10)"
+            hint = natural_log if torch.allclose(got, want * math.log(10), atol=1e-5) else ""
             assert torch.allclose(got, want, atol=1e-5), (
                 f"logits of shape {tuple(logits.shape)}: got {float(got):.4f}, "
-                f"expected {float(want):.4f}"
+                f"expected {float(want):.4f}{hint}"
             )
 
     return run_checks("information-entropy loss", fn, cases)

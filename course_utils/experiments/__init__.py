@@ -4,9 +4,10 @@ Everything here is built from the algorithms in :mod:`course_utils.pruning`; not
 there imports from here. ``baseline`` (chapter 1: train once, cache, reload),
 ``methods`` (the one registry of pruning methods, by name), ``comparison`` (chapter 3:
 criteria over seeds and sparsities), ``gan_comparison`` (chapter 5: pruning to a
-hidden-unit budget, GAL against its controls) and ``zoo`` (chapter 6: every method's
-pruned model, cached). A learner reads the algorithms; these files are how the
+hidden-unit budget, GAL against its controls), ``unit_grid`` (chapters 4 and 5's verdict
+grid: budgets × seeds, paired verdicts) and ``zoo`` (chapter 6: every method's pruned
+model, cached). A learner reads the algorithms; these files are how the
 chapters and the benchmark run them many times.
 """
 
-__all__ = ["baseline", "comparison", "gan_comparison", "methods", "zoo"]
+__all__ = ["baseline", "comparison", "gan_comparison", "methods", "unit_grid", "zoo"]

@@ -4,7 +4,9 @@ Introduced in chapter 3 (and used by its benchmark section). :class:`FineTuneBud
 states the training every criterion gets; :func:`prune_by_criterion` prunes one copy of
 a baseline with one criterion (:mod:`course_utils.pruning.criteria`) and that budget;
 :func:`compare_criteria` does it for every criterion, sparsity and seed and measures
-test accuracy. Its rows name the score criterion under ``"criterion"``.
+test accuracy. Its rows name the score criterion under ``"criterion"``: the gradual
+criteria, ``"snip"`` (SNIP as in the paper, one ranking over all tensors) and
+``"snip_layerwise"`` (the variant with the same sparsity in each tensor).
 :func:`summarize`, :func:`compare_medians` and :func:`describe_claim` turn rows into
 medians, spreads and sentences that follow the numbers; chapter 5's rows, which name a
 pruning method under ``"method"`` (:mod:`course_utils.experiments.methods`), use the
@@ -26,6 +28,7 @@ from ..masking import check_sparsity, get_masks
 from ..models import RNNClassifier
 from ..pruning.criteria import (
     ALL_CRITERIA,
+    SNIP_SCOPES,
     agp_steps,
     first_batch,
     gradual_pruning,
@@ -174,17 +177,20 @@ def prune_by_criterion(
 ) -> tuple[RNNClassifier, PruningRun]:
     """One run of the comparison: a copy of ``baseline`` pruned to ``sparsity`` by ``criterion``.
 
-    SNIP prunes the baseline's initialization (scored on the first training batch of
-    ``budget.snip_batch_size`` articles) and trains it from scratch with the budget's SNIP
-    epochs; the other criteria prune the trained baseline gradually during the budget's
-    fine-tuning. ``data`` (default ``budget.data(baseline, seed)``) is what both train
-    on; the seed is the baseline's. Returns ``(pruned model, its PruningRun)``.
+    SNIP (``"snip"``, ``"snip_layerwise"``) prunes the baseline's initialization (scored
+    on the first training batch of ``budget.snip_batch_size`` articles) and trains it
+    from scratch with the budget's SNIP epochs; the other criteria prune the trained
+    baseline gradually during the budget's fine-tuning. ``scope`` is the allocation of
+    the gradual criteria; each SNIP criterion has its own (:data:`SNIP_SCOPES`: ``"snip"``
+    ranks all tensors together as in the paper, ``"snip_layerwise"`` prunes each tensor
+    to ``sparsity``). ``data`` (default ``budget.data(baseline, seed)``) is what both
+    train on; the seed is the baseline's. Returns ``(pruned model, its PruningRun)``.
     """
     seed = baseline.seed
     if data is None:
         data = budget.data(baseline, seed)
     options = {"scope": scope, "include_embedding": include_embedding, "seed": seed}
-    if criterion == "snip":
+    if criterion in SNIP_SCOPES:
         model = baseline.initial_model()
         run = snip_pruning(
             model,
@@ -194,7 +200,7 @@ def prune_by_criterion(
             lr=budget.snip_lr(baseline),
             batch=first_batch(baseline, budget.snip_batch_size, seed),
             progress=progress,
-            **options,
+            **{**options, "scope": SNIP_SCOPES[criterion]},
         )
         return model, run
     model = baseline.copy_model()
@@ -230,6 +236,11 @@ def compare_criteria(
     ``baselines`` is a Baseline or a list of them (one per seed: ``get_baseline(seed=s)``);
     the fine-tuning seed is the baseline's. The baselines themselves are not changed.
     Test accuracy is measured once, on each final model (:func:`prune_by_criterion`).
+
+    ``scope`` is how the gradual criteria allocate the sparsity (default: the same in each
+    tensor). SNIP's scope does not follow it: ``"snip"`` always ranks the scores of all
+    tensors together, as Lee et al. (2019) do, and ``"snip_layerwise"`` always prunes each
+    tensor to the same sparsity.
     """
     budget = budget or FineTuneBudget()
     if not isinstance(budget, FineTuneBudget):
@@ -356,7 +367,7 @@ def compare_medians(
 
 def describe_claim(
     rows,
-    challengers: Sequence[str] = ("taylor", "movement", "snip"),
+    challengers: Sequence[str] = ("taylor", "movement", "snip", "snip_layerwise"),
     reference: str = "magnitude",
     *,
     metric: str = "test_accuracy",

@@ -11,7 +11,10 @@ keeping the same number of hidden units per layer and direction (chapter 4's
 - ``"gal_no_adv"``: the ablation without the adversarial term (distillation + L1 masks);
 - ``"group_lasso"``: chapter 4's ISS group lasso, keep the largest group norms;
 - ``"unit_magnitude"``: the baseline's largest ISS group norms (structured magnitude);
-- ``"unit_taylor"``: chapter 3's structured Taylor score per unit.
+- ``"unit_taylor"``: chapter 3's structured Taylor score per unit (the course's form: the
+  whole ISS group);
+- ``"unit_taylor_gate"``: the same score in the gate form of Molchanov et al. 2019 (only
+  the weights that read the unit), run when named (not in :data:`UNIT_METHODS`).
 
 Fine-tuning (:func:`finetune_pruned`) distills from the dense teacher (Hinton et al. 2015)
 and keeps the state before fine-tuning when that is better on validation. Rows name the
@@ -59,8 +62,10 @@ __all__ = [
     "simplest_sufficient",
 ]
 
-UNIT_METHODS = method_names("structured")
-"""The methods :func:`prune_to_units` knows: every structured method, in table order."""
+UNIT_METHODS = ("gal", "gal_no_adv", "group_lasso", "unit_magnitude", "unit_taylor")
+"""The methods chapter 5 compares, in table order (:func:`compare_unit_pruning`'s default).
+:func:`prune_to_units` knows every structured method; ``"unit_taylor_gate"`` (structured
+Taylor in the paper's gate form) runs only when named."""
 
 
 def distillation_loss(teacher: nn.Module, *, temperature: float = 2.0, alpha: float = 0.5):
@@ -169,18 +174,19 @@ class UnitBudget:
         after its first ``train_batches`` batches (:func:`~course_utils.train.first_batches`)."""
         return first_batches(baseline, self.train_batches)
 
-    def describe(self) -> str:
-        """The budget in one paragraph, for a notebook or a report."""
-        g = self.gal
+    def describe(self, units: str | None = None) -> str:
+        """The budget in one paragraph, for a notebook or a report. ``units`` replaces the
+        number of units in the text (e.g. ``"64, 32 or 16"`` for a grid of budgets)."""
+        g, units = self.gal, units or str(self.units)
         text = (
-            f"Every method ends with {self.units} hidden units per layer and direction, then "
+            f"Every method ends with {units} hidden units per layer and direction, then "
             f"{self.ft_epochs} epoch(s) of fine-tuning (Adam, lr {self.ft_lr:g}, "
             + ("distillation from the dense model" if self.distill else "cross-entropy")
             + ", the state before fine-tuning kept when it is better on validation). "
             f"GAL and its ablation: {g.epochs} epochs ("
             + (
                 f"λ from {g.lam:g}, times {g.lam_growth:g} per mask step until "
-                f"{self.units} units are left"
+                f"{units} units are left"
                 if self.gal_budget
                 else f"λ {g.lam:g}"
             )
@@ -232,11 +238,12 @@ def prune_to_units(
 ) -> tuple[nn.Module, dict]:
     """The baseline pruned to ``budget.units`` units per slot by ``method`` (no fine-tuning).
 
-    ``method`` is one of :data:`UNIT_METHODS`. Returns ``(smaller model, scores per slot
-    used to choose the units)``. For ``"gal"`` and ``"gal_no_adv"`` a finished
-    ``gal_result`` may be passed to skip training.
+    ``method`` is a structured method: one of :data:`UNIT_METHODS` or
+    ``"unit_taylor_gate"``. Returns ``(smaller model, scores per slot used to choose the
+    units)``. For ``"gal"`` and ``"gal_no_adv"`` a finished ``gal_result`` may be passed
+    to skip training.
     """
-    get_method(method, UNIT_METHODS)
+    get_method(method, method_names("structured"))
     dense, units = baseline.model.eval(), budget.units
     data = budget.data(baseline)
     if method in ("gal", "gal_no_adv"):
@@ -247,9 +254,10 @@ def prune_to_units(
     if method == "unit_magnitude":
         scores = unit_norms(dense)
         return remove_hidden_units(dense, select_units(scores, units)), scores
-    if method == "unit_taylor":
+    if method in ("unit_taylor", "unit_taylor_gate"):
         loader = data.loader("train", seed=baseline.seed)
-        scores = taylor_unit_scores(dense, loader, num_batches=budget.taylor_batches)
+        form = "gate" if method == "unit_taylor_gate" else "group"
+        scores = taylor_unit_scores(dense, loader, num_batches=budget.taylor_batches, form=form)
         return remove_hidden_units(dense, select_units(scores, units)), scores
     if method != "group_lasso":
         raise NotImplementedError(f"prune_to_units has no recipe for method={method!r}")
@@ -332,7 +340,7 @@ def compare_unit_pruning(
     if isinstance(baselines, TrainingData):
         baselines = [baselines]
     for method in methods:
-        get_method(method, UNIT_METHODS)
+        get_method(method, method_names("structured"))
     gal_results = dict(gal_results or {})
     rows = Table()
     for baseline in baselines:

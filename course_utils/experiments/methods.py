@@ -8,12 +8,12 @@ zoo (:mod:`course_utils.experiments.zoo`) name their methods here, so that a nam
 one thing everywhere:
 
 - unstructured methods zero single weights: ``magnitude_oneshot``, ``magnitude_agp``
-  (chapter 2), ``taylor``, ``movement`` (gradual pruning by that criterion) and
-  ``snip`` (chapter 3);
+  (chapter 2), ``taylor``, ``movement`` (gradual pruning by that criterion), ``snip``
+  and its variant ``snip_layerwise`` (chapter 3);
 - structured methods keep a number of hidden units and remove the others: ``group_lasso``
   (chapter 4), ``unit_magnitude`` (ISS group norms, chapter 4), ``unit_taylor``
-  (structured Taylor scores, chapter 3), ``gal`` and its ablation ``gal_no_adv``
-  (chapter 5).
+  (structured Taylor scores, chapter 3), its gate form ``unit_taylor_gate``, ``gal``
+  and its ablation ``gal_no_adv`` (chapter 5).
 """
 
 from __future__ import annotations
@@ -94,7 +94,16 @@ METHODS: dict[str, Method] = {
             "SNIP",
             "unstructured",
             3,
-            "prune the initialization by |g·w| on one batch, then train from scratch",
+            "prune the initialization by |g·w| on one batch, ranked over all tensors together,"
+            " then train from scratch",
+            effort=1,
+        ),
+        Method(
+            "snip_layerwise",
+            "SNIP, layerwise",
+            "unstructured",
+            3,
+            "SNIP with the same sparsity in each tensor instead of one ranking over all tensors",
             effort=1,
         ),
         Method(
@@ -140,6 +149,16 @@ METHODS: dict[str, Method] = {
             3,
             "keep the units with the largest structured Taylor score (Σ g·w)² of their group",
             long_label="structured Taylor (chapter 3)",
+            effort=1,
+        ),
+        Method(
+            "unit_taylor_gate",
+            "structured Taylor, gate form",
+            "structured",
+            5,
+            "keep the units with the largest Taylor score (Σ g·w)² over the weights that read "
+            "them: the gradient of a gate on the unit's output",
+            long_label="structured Taylor, gate form (Molchanov et al. 2019)",
             effort=1,
         ),
     )

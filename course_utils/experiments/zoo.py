@@ -13,7 +13,8 @@ unstructured methods, hidden units kept for structured ones):
 
 - ``"magnitude_oneshot"``, ``"magnitude_agp"``: chapter 2 (|w|, one global threshold);
 - ``"taylor"``, ``"movement"``, ``"snip"``: chapter 3, with the budget of its comparison
-  (:func:`~course_utils.experiments.comparison.prune_by_criterion`);
+  (:func:`~course_utils.experiments.comparison.prune_by_criterion`); SNIP ranks all
+  tensors together, as in the paper;
 - ``"group_lasso"``: chapter 4 (ISS group lasso, remove units, fine-tune);
 - ``"gal"``: chapter 5 (GAN-guided masks, remove units, fine-tune), as in its comparison
   (:func:`~course_utils.experiments.gan_comparison.prune_to_units`).
@@ -37,10 +38,11 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_cached, save_cached
+from ..checkpoints import load_cached, save_cached, weights_digest
 from ..checks import finite_numbers, fraction, integer
 from ..masking import get_masks, remove_masks
 from ..models import RNNClassifier
+from ..pruning.criteria import SNIP_SCOPES
 from ..pruning.gan import CachedTeacher
 from ..pruning.schedules import agp_pruning, one_shot_pruning
 from ..seeding import keeps_global_rng
@@ -115,7 +117,7 @@ _FULL = {
     "snip": {
         "epochs": _CH3.scratch_epochs,
         "lr": _CH3.scratch_lr,
-        "scope": "layerwise",
+        "scope": SNIP_SCOPES["snip"],  # the paper's: one ranking over all tensors
         "batch_size": _CH3.snip_batch_size,
     },
     "group_lasso": {
@@ -219,9 +221,12 @@ def _chapter3_budget(method: str, rec: dict) -> FineTuneBudget:
 def _unstructured(method, baseline, sparsity, rec, include_embedding, seed, progress):
     budget = _chapter3_budget(method, rec)
     if method in ("taylor", "movement", "snip"):
+        criterion = method
+        if method == "snip":  # chapter 3's SNIP criterion that ranks with the recipe's scope
+            criterion = next(c for c, scope in SNIP_SCOPES.items() if scope == rec["scope"])
         model, _ = prune_by_criterion(
             baseline,
-            method,
+            criterion,
             sparsity,
             budget,
             scope=rec["scope"],
@@ -319,20 +324,11 @@ def _key(method, amount, rec, include_embedding, baseline: Baseline) -> str:
             "recipe": rec,
             "include_embedding": include_embedding,
             "baseline": baseline.config.key(baseline.data.fingerprint(), baseline.seed),
-            "baseline_weights": _weights_digest(baseline.model),
+            "baseline_weights": weights_digest(baseline.model),
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _weights_digest(model: RNNClassifier) -> str:
-    """SHA-256 of the model's parameters and buffers: a retrained baseline is another key."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def _from_cache(path: Path, key: str, device: torch.device) -> tuple | None:

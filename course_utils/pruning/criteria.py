@@ -10,7 +10,8 @@ criteria lives in :mod:`course_utils.experiments.comparison`.
   hard top-k (Sanh et al. 2020). The names are those of the one registry of score
   criteria, :data:`course_utils.pruning.magnitude.CRITERIA`.
 - :func:`snip_pruning`: SNIP (Lee et al. 2019): score a freshly initialized network on
-  one batch, prune it, train the sparse network.
+  one batch, prune it, train the sparse network. As in the paper, the scores of all
+  tensors are ranked together (``scope="global"``); ``scope="layerwise"`` is a variant.
 - :func:`jaccard` and :func:`jaccard_per_tensor`: how far two masks keep the same weights.
 """
 
@@ -43,8 +44,14 @@ from .selection import SCOPES
 
 GRADUAL_CRITERIA = (*WEIGHT_CRITERIA, *TRAINING_CRITERIA)
 """The criteria :func:`gradual_pruning` ranks by: magnitude, random, taylor, movement."""
-ALL_CRITERIA = tuple(CRITERIA)
-"""Every criterion of chapter 3's comparison: the gradual ones and SNIP."""
+SNIP_SCOPES = {"snip": "global", "snip_layerwise": "layerwise"}
+"""The SNIP criteria of chapter 3's comparison and the scope each ranks with: ``"snip"``
+is the paper's (one threshold over all tensors; the sparsity of each tensor follows from
+the ranking), ``"snip_layerwise"`` the variant that prunes each tensor to the same
+sparsity, the allocation the gradual criteria get in chapter 3."""
+ALL_CRITERIA = (*GRADUAL_CRITERIA, *SNIP_SCOPES)
+"""Every criterion of chapter 3's comparison: the gradual ones, SNIP and its layerwise
+variant."""
 
 
 # --- overlap of masks --------------------------------------------------------------------
@@ -232,7 +239,7 @@ def snip_pruning(
     *,
     epochs: int,
     lr: float = 3e-3,
-    scope: str = "layerwise",
+    scope: str = "global",
     include_embedding: bool = False,
     names: Sequence[str] | None = None,
     batch: tuple | None = None,
@@ -243,11 +250,13 @@ def snip_pruning(
     """SNIP (Lee et al. 2019): prune ``model`` at initialization, then train the sparse net.
 
     The scores are |g·w| on ONE batch (``batch``, or the first training batch of
-    ``batch_size`` articles when ``data`` is a Baseline); the lowest are pruned to
-    ``sparsity`` (per tensor with ``scope="layerwise"``, one threshold with
-    ``"global"``), then the masked network trains ``epochs`` epochs with Adam at ``lr``
-    (keeping its best validation epoch). ``model`` should be freshly initialized (e.g.
-    ``baseline_initialization(baseline)``): on a trained model SNIP warns.
+    ``batch_size`` articles when ``data`` is a Baseline), normalized over all pruned
+    tensors. The default ``scope="global"`` is the paper's: the scores of all tensors
+    are ranked together and the lowest ``sparsity`` of them pruned, so each tensor's
+    sparsity follows from the ranking. ``scope="layerwise"`` is a variant that prunes
+    each tensor to ``sparsity``. Then the masked network trains ``epochs`` epochs with
+    Adam at ``lr`` (keeping its best validation epoch). ``model`` should be freshly
+    initialized (e.g. ``baseline.initial_model()``): on a trained model SNIP warns.
     """
     sparsity = check_sparsity(sparsity)
     epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
@@ -280,6 +289,7 @@ def snip_pruning(
 __all__ = [
     "ALL_CRITERIA",
     "GRADUAL_CRITERIA",
+    "SNIP_SCOPES",
     "agp_steps",
     "first_batch",
     "gradual_pruning",

@@ -11,13 +11,16 @@ The generator minimizes, over a batch of generated sequences with teacher logits
 ``y_i``, pooled teacher features ``f_i`` and softmax outputs ``p_i``:
 
 - ``L_oh = (1/n) Σ CE(y_i, argmax y_i)``: the teacher is confident about each sample;
-- ``L_a = -(1/n) Σ ||f_i||_1``: the samples excite the teacher's features strongly;
-- ``L_ie = -H((1/n) Σ p_i)``: the classes are balanced over the batch;
+- ``L_a = -(1/(n·F)) Σ_i Σ_j |f_ij|``: the samples excite the teacher's F features strongly;
+- ``L_ie = Σ_c p̄_c·log10(p̄_c)`` with ``p̄ = (1/n) Σ p_i``: the classes are balanced over
+  the batch (this is minus the entropy of p̄, in base 10);
 
-``L_G = L_oh + alpha·L_a + beta·L_ie`` (alpha 0.1 and beta 5 as in the paper). The
-**student** learns from the same samples by knowledge distillation,
-``KL(softmax(y/T) || softmax(s/T))·T²``. Generator and student step once per iteration,
-as in the paper's code: :func:`distill_data_free` runs :func:`sample_inputs`,
+``L_G = L_oh + alpha·L_a + beta·L_ie``, scaled as in the paper's reference code: ``L_a``
+is a mean over examples and features (not each feature vector's L1 norm, which would be
+F times stronger) and ``L_ie`` takes log base 10. The paper's alpha 0.1 and beta 5 are
+tuned for that scaling. The **student** learns from the same samples by knowledge
+distillation, ``KL(softmax(y/T) || softmax(s/T))·T²``. Generator and student step once
+per iteration, as in the paper's code: :func:`distill_data_free` runs :func:`sample_inputs`,
 :func:`teacher_losses`, :func:`student_loss`, :func:`generator_step` and
 :func:`student_step` in turn. The generator mirrors DAFL's (a linear layer, two
 upsample-and-convolve blocks with batch norm, tanh and a final batch norm without
@@ -95,7 +98,9 @@ def dafl_losses(
     """DAFL's generator losses from the teacher's logits and pooled features of a batch.
 
     Returns ``{"one_hot", "activation", "entropy", "total"}`` with ``total = one_hot +
-    alpha·activation + beta·entropy`` (the formulas in the module docstring).
+    alpha·activation + beta·entropy`` (the formulas in the module docstring):
+    ``activation = -mean |features|`` over examples and features, ``entropy = Σ_c p̄_c
+    log10 p̄_c`` for the mean ``p̄`` of the softmax over the batch.
     """
     if logits.dim() != 2 or features.dim() != 2 or logits.shape[0] != features.shape[0]:
         raise ValueError(
@@ -103,9 +108,9 @@ def dafl_losses(
             f"{tuple(logits.shape)} and {tuple(features.shape)}"
         )
     one_hot = nn.functional.cross_entropy(logits, logits.argmax(dim=1))
-    activation = -features.abs().sum(dim=1).mean()
+    activation = -features.abs().mean()  # a mean over examples and features
     mean_p = torch.softmax(logits, dim=1).mean(dim=0)
-    entropy = (mean_p * torch.log(mean_p.clamp_min(1e-12))).sum()  # = -H(mean p)
+    entropy = (mean_p * torch.log10(mean_p.clamp_min(1e-12))).sum()  # -H(mean p), base 10
     total = one_hot + alpha * activation + beta * entropy
     return {"one_hot": one_hot, "activation": activation, "entropy": entropy, "total": total}
 
@@ -188,6 +193,8 @@ class DAFLConfig:
     seq_len: int = 100  # generated sequence length (the teacher reads any length)
     noise_dim: int = 64
     channels: int = 128
+    # alpha 0.1 and beta 5 as in the paper's reference code, for this scaling (L_a a mean
+    # over examples and features, L_ie in log base 10)
     alpha: float = 0.1  # weight of the activation loss L_a
     beta: float = 5.0  # weight of the information-entropy loss L_ie
     g_lr: float = 1e-3  # generator (Adam)

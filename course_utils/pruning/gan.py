@@ -11,7 +11,8 @@ A small non-linear **discriminator** tells teacher logits from student logits.
 own (:func:`gal_parts` builds what they update):
 
 1. the teacher's logits ``t`` (:class:`CachedTeacher`);
-2. the student's logits ``s`` at the current masks;
+2. the student's logits ``s`` at the current masks (:func:`outputs_for_discriminator`
+   gives both);
 3. :func:`discriminator_step`: one step of D, ``t`` "real" and ``s`` "fake";
 4. :func:`student_step`: one step of the student's weights on ``adv_weight·BCE(D(s),
    "teacher") + data_weight·MSE(s, t) [+ ce_weight·CE(s, labels)]``; the masks'
@@ -22,6 +23,12 @@ own (:func:`gal_parts` builds what they update):
 
 and ends each epoch with :func:`validate_masks`. ``adv_weight=0`` is the ablation
 without the adversarial term (distillation + L1 masks).
+
+In the variant ``GALConfig(d_input="logits+features")`` D sees each side's logits next
+to the pooled hidden features the classifier reads (the student's masked, so a removed
+unit reads 0; :func:`logits_and_features`). Five logits say little about how an answer
+was reached, so a D that also sees the features can push the student to copy the
+teacher's inner representation, not only its answers.
 
 With a unit budget (``GALConfig.target_units``), λ is not fixed: it starts at ``lam``
 and grows by ``lam_growth`` per mask step until each (layer, direction) has at most
@@ -44,6 +51,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ..checks import integer, non_negative_number, number, positive_number
 from ..masking import keep_masks
@@ -70,6 +78,7 @@ from .soft_masks import (
 from .structured import Slot
 
 __all__ = [
+    "D_INPUTS",
     "CachedTeacher",
     "Discriminator",
     "FistaMasks",
@@ -80,18 +89,22 @@ __all__ = [
     "MaskedStudent",
     "check_masks",
     "check_teacher",
+    "discriminator_input",
+    "instance_noise",
     "discriminator_loss",
     "discriminator_step",
     "fold_masks",
     "gal_parts",
     "kept_units",
     "logit_gap",
+    "logits_and_features",
     "mask_iterates",
     "mask_key",
     "mask_prox_step",
     "mask_slots",
     "mask_step",
     "masked_parameters",
+    "outputs_for_discriminator",
     "remove_masked_units",
     "soft_threshold",
     "steer_lam",
@@ -100,9 +113,13 @@ __all__ = [
     "validate_masks",
 ]
 
+D_INPUTS = ("logits", "logits+features")
+"""What the discriminator may see (:attr:`GALConfig.d_input`)."""
+
 
 class Discriminator(nn.Module):
-    """A small non-linear MLP: logits (batch, C) -> "is this the teacher?" logit (batch,)."""
+    """A small non-linear MLP: what it sees (batch, in_features) -> "is this the teacher?"
+    logit (batch,). It sees logits (C values) or logits and features (C + F values)."""
 
     def __init__(self, in_features: int, hidden: int = 64):
         super().__init__()
@@ -148,8 +165,14 @@ class GALConfig:
     data_weight: float = 1.0  # MSE between teacher and student logits
     ce_weight: float = 0.0  # optional label cross-entropy
     label_smoothing: float = 0.1  # D's "teacher" target is 1 - label_smoothing
-    d_noise: float = 2.0  # std of the instance noise added to every logit D sees
+    d_noise: float = 2.0  # std of the instance noise added to every value D sees
     d_hidden: int = 64
+    # what D sees: "logits" (Lin et al.) or "logits+features" (the logits and the pooled
+    # hidden features the classifier reads, side by side)
+    d_input: str = "logits"
+    # with "logits+features": std of the instance noise on the feature columns (None: the
+    # same d_noise as the logits; pooled LSTM features spread about 1/10 as much as logits)
+    d_feature_noise: float | None = None
     d_weight_decay: float = 1e-4
     clip: float | None = 1.0
     snapshot_every: int = 5  # record the masks every n student steps (dashboards)
@@ -172,6 +195,10 @@ class GALConfig:
                 continue
             integer(name, value, minimum=1, allowed="an int >= 1")
         number("lam_growth", self.lam_growth, minimum=1)
+        if self.d_feature_noise is not None:
+            non_negative_number("d_feature_noise", self.d_feature_noise)
+        if not isinstance(self.d_input, str) or self.d_input not in D_INPUTS:
+            raise ValueError(f"d_input must be one of {list(D_INPUTS)}, got {self.d_input!r}")
         if self.clip is not None:
             positive_number("clip", self.clip)
         if self.target_units is not None and not self.lam > 0:
@@ -256,27 +283,127 @@ class CachedTeacher(nn.Module):
     A frozen model in eval mode is a fixed function of each sequence, so a training
     loop that meets the same articles every epoch (distillation, GAL) needs the
     teacher's forward pass only once per article. Keys are the bytes of the sequence's
-    real tokens. ``cached(tokens, lengths)`` returns logits (batch, C) without gradient.
+    real tokens. ``cached(tokens, lengths)`` returns logits (batch, C) without gradient;
+    ``cached.logits_and_features(tokens, lengths)`` returns them with the pooled features
+    (batch, F), remembered as well.
     """
 
     def __init__(self, teacher: RNNClassifier):
         super().__init__()
         self.teacher = check_teacher(teacher)
         self.store: dict[bytes, torch.Tensor] = {}
+        self.feature_store: dict[bytes, torch.Tensor] = {}
 
     @torch.no_grad()
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        keys = [tokens[i, : int(n)].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
+        keys = self._keys(tokens, lengths)
         missing = [i for i, k in enumerate(keys) if k not in self.store]
         if missing:
-            was_training = self.teacher.training
-            self.teacher.eval()
             index = torch.tensor(missing, device=tokens.device)
-            logits = self.teacher(tokens[index], lengths[index])
-            self.teacher.train(was_training)
+            logits = self._in_eval_mode(self.teacher, tokens[index], lengths[index])
             for i, row in zip(missing, logits, strict=True):
                 self.store[keys[i]] = row
         return torch.stack([self.store[k] for k in keys])
+
+    @torch.no_grad()
+    def logits_and_features(
+        self, tokens: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's logits (batch, C) and pooled features (batch, F)
+        (:func:`logits_and_features`), each computed once per sequence."""
+        keys = self._keys(tokens, lengths)
+        missing = [i for i, k in enumerate(keys) if k not in self.feature_store]
+        if missing:
+            index = torch.tensor(missing, device=tokens.device)
+            logits, features = self._in_eval_mode(
+                lambda *batch: logits_and_features(self.teacher, *batch),
+                tokens[index],
+                lengths[index],
+            )
+            for i, row, f in zip(missing, logits, features, strict=True):
+                self.store.setdefault(keys[i], row)  # logits seen before stay as they were
+                self.feature_store[keys[i]] = f
+        logits = torch.stack([self.store[k] for k in keys])
+        return logits, torch.stack([self.feature_store[k] for k in keys])
+
+    @staticmethod
+    def _keys(tokens: torch.Tensor, lengths: torch.Tensor) -> list[bytes]:
+        return [tokens[i, : int(n)].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
+
+    def _in_eval_mode(self, run, tokens: torch.Tensor, lengths: torch.Tensor):
+        was_training = self.teacher.training
+        self.teacher.eval()
+        out = run(tokens, lengths)
+        self.teacher.train(was_training)
+        return out
+
+
+class _WithFeatures(nn.Module):
+    """A classifier's forward pass that also returns the pooled features it classified."""
+
+    def __init__(self, model: RNNClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, lengths):
+        features = self.model.features(tokens, lengths)
+        return self.model.classifier(self.model.dropout(features)), features
+
+
+def logits_and_features(
+    model: RNNClassifier | MaskedStudent, tokens: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (batch, C) and pooled features (batch, F) from one forward pass.
+
+    The features are :meth:`RNNClassifier.features`: what the classifier reads, before its
+    dropout; F is ``directions·hidden``. For a :class:`MaskedStudent` they are multiplied
+    by its last layer's masks ``[m_fwd ; m_bwd]`` (its classifier reads them so), so a
+    unit with ``m_k = 0`` reads 0; its logits are those of ``student(tokens, lengths)``.
+    """
+    if not isinstance(model, MaskedStudent):
+        return _WithFeatures(check_teacher(model, "model"))(tokens, lengths)
+    masks = model.mask_dict()
+    params = masked_parameters(model.model, masks)
+    logits, features = functional_call(
+        _WithFeatures(model.model), {f"model.{k}": v for k, v in params.items()}, (tokens, lengths)
+    )
+    last = model.model.rnn.num_layers - 1
+    outgoing = torch.cat([masks[(last, d)] for d in range(model.model.num_directions)])
+    return logits, features * outgoing
+
+
+def outputs_for_discriminator(
+    model: CachedTeacher | MaskedStudent,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    config: GALConfig,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Steps 1 and 2 of a GAL iteration: ``(logits, features)`` of the teacher (a
+    :class:`CachedTeacher`) or of the student (a :class:`MaskedStudent`).
+
+    ``features`` is None when D sees only logits (``config.d_input == "logits"``), else
+    the pooled features of :func:`logits_and_features`.
+    """
+    if config.d_input == "logits":
+        return model(tokens, lengths), None
+    if isinstance(model, CachedTeacher):
+        return model.logits_and_features(tokens, lengths)
+    return logits_and_features(model, tokens, lengths)
+
+
+def discriminator_input(
+    logits: torch.Tensor, features: torch.Tensor | None, config: GALConfig
+) -> torch.Tensor:
+    """What D sees of one side, before the instance noise: the logits (batch, C), or with
+    ``config.d_input == "logits+features"`` the logits and features side by side
+    (batch, C + F)."""
+    if config.d_input == "logits":
+        if features is not None:
+            raise ValueError('features were given but config.d_input is "logits"')
+        return logits
+    if features is None:
+        raise ValueError(f"config.d_input is {config.d_input!r}: pass the features too")
+    return torch.cat([logits, features], dim=1)
 
 
 class _AtMasks(nn.Module):
@@ -324,15 +451,19 @@ def gal_parts(
     teacher: RNNClassifier, config: GALConfig, student: RNNClassifier | None = None
 ) -> GALParts:
     """The set-up of :func:`train_gal`: a :class:`MaskedStudent` of ``student`` (default:
-    a copy of ``teacher``), a fresh :class:`Discriminator` on the teacher's logits, their
-    optimizers (the student's keeps chapter 2's masks) and :class:`FistaMasks`.
+    a copy of ``teacher``), a fresh :class:`Discriminator` on what ``config.d_input``
+    names (C logits, or C logits and F pooled features), their optimizers (the student's
+    keeps chapter 2's masks) and :class:`FistaMasks`.
 
     The discriminator's initial weights are drawn from PyTorch's global stream:
     :func:`train_gal` seeds it with ``config.seed`` first.
     """
     net = MaskedStudent(teacher, student)
     device = next(teacher.parameters()).device
-    disc = Discriminator(teacher.classifier.out_features, config.d_hidden).to(device)
+    seen = teacher.classifier.out_features
+    if config.d_input == "logits+features":
+        seen += teacher.classifier.in_features  # the pooled features the classifier reads
+    disc = Discriminator(seen, config.d_hidden).to(device)
     opt_w = torch.optim.Adam(net.weight_parameters(), lr=config.lr)
     keep_masks(opt_w, net.model)  # a student pruned in chapter 2 stays pruned
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.d_lr, weight_decay=config.d_weight_decay)
@@ -346,17 +477,24 @@ def discriminator_step(
     t_logits: torch.Tensor,
     s_logits: torch.Tensor,
     config: GALConfig,
+    t_features: torch.Tensor | None = None,
+    s_features: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Step 3 of a GAL iteration: one Adam step on D alone.
 
     Teacher logits are "real", student logits "fake" and detached (the student does not
     move here); both get instance noise of std ``config.d_noise``, and the real target
-    is smoothed (:func:`discriminator_loss`). Returns D's ``loss``, ``real_loss``,
-    ``fake_loss`` and its accuracies ``real_acc``, ``fake_acc`` on this batch. A NaN or
-    infinite loss raises :class:`GALDiverged` before the step.
+    is smoothed (:func:`discriminator_loss`). With ``config.d_input ==
+    "logits+features"`` D sees each side's features next to its logits
+    (:func:`discriminator_input`). Returns D's ``loss``, ``real_loss``, ``fake_loss`` and
+    its accuracies ``real_acc``, ``fake_acc`` on this batch. A NaN or infinite loss
+    raises :class:`GALDiverged` before the step.
     """
-    d_real = disc(_noisy(t_logits, config.d_noise))
-    d_fake = disc(_noisy(s_logits.detach(), config.d_noise))
+    real = discriminator_input(t_logits, t_features, config)
+    fake = discriminator_input(s_logits, s_features, config).detach()
+    classes = t_logits.shape[1]
+    d_real = disc(instance_noise(real, config, classes))
+    d_fake = disc(instance_noise(fake, config, classes))
     d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
     _check_finite("discriminator", d_loss)
     optimizer.zero_grad(set_to_none=True)
@@ -374,19 +512,23 @@ def student_step(
     labels: torch.Tensor,
     config: GALConfig,
     mask_grads: dict[str, torch.Tensor],
+    s_features: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Step 4 of a GAL iteration: one Adam step on the student's weights.
 
     The loss is ``adv_weight·BCE(D(s), 1) + data_weight·MSE(s, t) + ce_weight·CE(s,
     labels)``: "call me the teacher", stay close to its logits, optionally get the labels
-    right (a term with weight 0 is not computed and counts as 0). The same backward pass
-    leaves a gradient on every mask, added to ``mask_grads`` for step 5
-    (:func:`mask_step`). Returns the terms ``g_adv``, ``g_data``, ``g_ce``. A NaN or
-    infinite loss raises :class:`GALDiverged` before the step.
+    right (a term with weight 0 is not computed and counts as 0). D sees what
+    :func:`discriminator_input` gives: with ``config.d_input == "logits+features"`` the
+    student's (masked) features ``s_features`` too. The same backward pass leaves a
+    gradient on every mask, added to ``mask_grads`` for step 5 (:func:`mask_step`).
+    Returns the terms ``g_adv``, ``g_data``, ``g_ce``. A NaN or infinite loss raises
+    :class:`GALDiverged` before the step.
     """
     zero = torch.zeros((), device=s_logits.device)
     if config.adv_weight > 0:
-        d_student = disc(_noisy(s_logits, config.d_noise))
+        seen = discriminator_input(s_logits, s_features, config)
+        d_student = disc(instance_noise(seen, config, s_logits.shape[1]))
         g_adv = nn.functional.binary_cross_entropy_with_logits(
             d_student, torch.ones_like(d_student)
         )
@@ -502,19 +644,21 @@ def train_gal(
     """Train a masked student against the frozen teacher with a discriminator.
 
     Each iteration runs the chapter's five steps on one batch: the teacher's logits, the
-    student's logits at the masks, :func:`discriminator_step`, :func:`student_step` and,
-    every ``mask_every`` iterations, :func:`mask_step` (with a unit budget, then
-    :func:`steer_lam`). Each epoch ends with :func:`validate_masks`; the result keeps the
-    completed epoch with the lowest validation objective ``data_weight·logit MSE +
-    lam·||m||_1`` (the penalized distillation loss that the masks minimize). With a unit
-    budget (``config.target_units``) λ changes during training, so the kept epoch is the
-    one with the lowest ``data_weight·logit MSE`` among those that end within budget
-    (the last epoch if none does; ``history["budget_met_step"]`` says when each slot got
+    student's logits at the masks (both from :func:`outputs_for_discriminator`, with
+    their pooled features when ``config.d_input == "logits+features"``),
+    :func:`discriminator_step`, :func:`student_step` and, every ``mask_every``
+    iterations, :func:`mask_step` (with a unit budget, then :func:`steer_lam`). Each
+    epoch ends with :func:`validate_masks`; the result keeps the completed epoch with the
+    lowest validation objective ``data_weight·logit MSE + lam·||m||_1`` (the penalized
+    distillation loss that the masks minimize). With a unit budget
+    (``config.target_units``) λ changes during training, so the kept epoch is the one
+    with the lowest ``data_weight·logit MSE`` among those that end within budget (the
+    last epoch if none does; ``history["budget_met_step"]`` says when each slot got
     there). If a loss or a mask becomes NaN or infinite, training stops with a
     RuntimeWarning that says where, and the result keeps the best state so far
     (``diverged=True``; the start if no epoch was completed). The student is returned in
     eval mode. The teacher is not changed. ``teacher_cache`` (a :class:`CachedTeacher`
-    of this teacher) lets several runs share the teacher's logits.
+    of this teacher) lets several runs share the teacher's logits (and features).
     """
     from tqdm.auto import tqdm
 
@@ -538,14 +682,19 @@ def train_gal(
         for batch in train_loader:
             tokens, lengths, labels = check_batch(batch, classes, "each batch of train_loader")
             tokens, lengths, labels = tokens.to(device), lengths.to(device), labels.to(device)
-            t_logits = teacher_cache(tokens, lengths)  # 1. the teacher
-            s_logits = net(tokens, lengths)  # 2. the student, at the masks y
+            # 1. the teacher; 2. the student, at the masks y
+            t_logits, t_features = outputs_for_discriminator(teacher_cache, tokens, lengths, config)
+            s_logits, s_features = outputs_for_discriminator(net, tokens, lengths, config)
             try:
                 d = _NO_DISCRIMINATOR
                 if config.adv_weight > 0:  # 3. the discriminator
-                    d = discriminator_step(disc, opt_d, t_logits, s_logits, config)
+                    d = discriminator_step(
+                        disc, opt_d, t_logits, s_logits, config, t_features, s_features
+                    )
                 # 4. the student's weights; the masks' gradients add up in mask_grads
-                g = student_step(net, disc, opt_w, t_logits, s_logits, labels, config, mask_grads)
+                g = student_step(
+                    net, disc, opt_w, t_logits, s_logits, labels, config, mask_grads, s_features
+                )
                 pending, step = pending + 1, step + 1
                 if pending == config.mask_every:  # 5. the masks
                     mask_step(fista, mask_grads, pending)
@@ -595,6 +744,16 @@ def _checked_cache(cache: CachedTeacher | None, teacher: RNNClassifier) -> Cache
     if not isinstance(cache, CachedTeacher) or cache.teacher is not teacher:
         raise ValueError("teacher_cache must be a CachedTeacher of this very teacher")
     return cache
+
+
+def instance_noise(seen: torch.Tensor, config: GALConfig, classes: int) -> torch.Tensor:
+    """What D sees, blurred: ``config.d_noise`` on the ``classes`` logit columns and, with
+    features, ``config.d_feature_noise`` (default ``d_noise``) on the feature columns."""
+    if config.d_input == "logits" or config.d_feature_noise is None:
+        return _noisy(seen, config.d_noise)
+    std = torch.full((seen.shape[1],), float(config.d_feature_noise), device=seen.device)
+    std[:classes] = config.d_noise
+    return seen + std * torch.randn_like(seen)
 
 
 def _noisy(logits: torch.Tensor, std: float) -> torch.Tensor:

@@ -7,7 +7,8 @@ pruning: ``prune(model, 0.9, scores=taylor_scores(model, loader))``.
 - Taylor (Molchanov et al. 2017, 2019): removing weight w changes the loss by about
   g·w (first order), so the element score is |g·w|, averaged over many mini-batches
   (or an exponential moving average with ``momentum``). For a group of weights (a
-  hidden unit), the score is (Σ g·w)² over the group.
+  hidden unit), the score is (Σ g·w)² over the group, or over the weights that read
+  the unit (the paper's gate form).
 - SNIP (Lee et al. 2019): at initialization, one batch, |g·w| normalized to sum to 1
   over all tensors; keep the top κ and train the sparse net from there.
 - Movement (Sanh et al. 2020): during fine-tuning the score accumulates -g·w at every
@@ -17,9 +18,10 @@ pruning: ``prune(model, 0.9, scores=taylor_scores(model, loader))``.
 Scores from a fixed model (:func:`taylor_scores`, :func:`snip_scores`) and scores
 accumulated while training (:class:`RunningTaylorScores`, :class:`MovementScores`, both
 ``before_step`` hooks) share one format. :func:`taylor_unit_scores` scores whole hidden
-units over chapter 4's ISS groups. The pipelines that prune with these scores (gradual
-pruning, SNIP) live in :mod:`course_utils.pruning.criteria`, the equal-budget
-comparison in :mod:`course_utils.experiments.comparison`.
+units over chapter 4's ISS groups (or, in the gate form, over their reading side only).
+The pipelines that prune with these scores (gradual pruning, SNIP) live in
+:mod:`course_utils.pruning.criteria`, the equal-budget comparison in
+:mod:`course_utils.experiments.comparison`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from torch import nn
 from ..checks import fraction, positive_int, positive_number
 from ..masking import check_names, prunable_parameters
 from ..train import check_batch, nonempty_batches, num_classes_of
-from .groups import GroupSet, hidden_unit_groups
+from .groups import Group, GroupSet, hidden_unit_groups
 
 __all__ = [
     "LossFn",
     "MovementScores",
     "RunningTaylorScores",
+    "UNIT_TAYLOR_FORMS",
     "batch_gradients",
     "cross_entropy_loss",
     "group_slices",
@@ -260,6 +263,18 @@ def _group_index(groups) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return {name: (torch.cat(flat[name]), torch.cat(ids[name])) for name in flat}
 
 
+def _reading_side(groups: GroupSet) -> GroupSet:
+    """The same groups cut down to the slices that read each group's output
+    (``Slice.reads``: a unit's ``weight_hh`` column and its consumer columns)."""
+    reading = [Group(g.key, tuple(s for s in g.slices if s.reads)) for g in groups]
+    return GroupSet(reading, groups.width, groups.shapes)
+
+
+UNIT_TAYLOR_FORMS = ("group", "gate")
+"""The forms of :func:`taylor_unit_scores`: the whole ISS group, or the weights that read
+the unit."""
+
+
 def taylor_unit_scores(
     model: nn.Module,
     data: Iterable[tuple] | None = None,
@@ -267,13 +282,24 @@ def taylor_unit_scores(
     groups=None,
     num_batches: int = 30,
     loss_fn: LossFn | None = None,
+    form: str = "group",
 ) -> dict[tuple[int, int], torch.Tensor]:
     """Structured Taylor score of every hidden unit (Molchanov et al. 2019).
 
-    For the ISS group of unit k (chapter 4's ``hidden_unit_groups``: its gate rows and
-    biases, its ``weight_hh`` column, its consumer column), the score is
-    ``(Σ_{w in group} g·w)²`` per batch, averaged over ``num_batches`` batches: the
-    first-order estimate of the squared loss change when the whole unit is removed.
+    The score of unit k is ``(Σ g·w)²`` per batch, averaged over ``num_batches`` batches;
+    ``form`` says which weights of its ISS group (chapter 4's ``hidden_unit_groups``)
+    the sum runs over:
+
+    - ``"group"`` (the default, the form chapter 5's ``"unit_taylor"`` compares): the
+      whole group, its gate rows and biases, its ``weight_hh`` column and its consumer
+      column; the first-order loss change when every weight tied to the unit is zeroed.
+      A variant of the paper's score.
+    - ``"gate"`` (the paper's form; ``"unit_taylor_gate"``): only the weights that read
+      the unit, its ``weight_hh`` column and its consumer columns. With a gate ``m_k``
+      on the unit's output (``h'_k = m_k·h_k``, read as ``z = W h'``),
+      ``∂L/∂m_k = Σ_t Σ_i (∂L/∂z_{i,t})·W_ik·h_{k,t}`` at ``m = 1``, which is ``Σ g·w``
+      over those columns: the score is ``(∂L/∂m_k)²``. The cell's own carry (an LSTM's
+      ``c_t``, a GRU's ``z·h_{t-1}``) stays inside the unit and has no gate.
 
     Returns ``{(layer, direction): (hidden_size,) tensor}``, the format of
     ``course_utils.pruning.structured.select_units``. ``groups`` (default: the model's
@@ -281,6 +307,8 @@ def taylor_unit_scores(
     """
     _require_data("taylor", data, loss_fn)
     num_batches = positive_int("num_batches", num_batches)
+    if form not in UNIT_TAYLOR_FORMS:
+        raise ValueError(f"unknown form={form!r}; choose from {list(UNIT_TAYLOR_FORMS)}")
     data = nonempty_batches(data, "data")
     if groups is None:
         groups = hidden_unit_groups(model)
@@ -290,6 +318,8 @@ def taylor_unit_scores(
     for name, shape in groups.shapes.items():
         if name not in params or tuple(params[name].shape) != shape:
             raise ValueError(f"groups were built for another model: parameter {name!r} differs")
+    if form == "gate":
+        groups = _reading_side(groups)
     device = next(model.parameters()).device
     index = {n: (i.to(device), g.to(device)) for n, (i, g) in _group_index(groups).items()}
     used = {n: params[n] for n in index}

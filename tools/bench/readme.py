@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from course_utils.deploy.compress import LOSSLESS
+from course_utils.experiments.unit_grid import CHAPTER_4
 from course_utils.report import median_range
 
 __all__ = ["SECTION_ROWS", "block", "rows", "update_readme"]
@@ -101,6 +102,22 @@ def _chapter_5b(r: dict) -> list[tuple]:
     return [("5b", f"data-free distillation, {units}/128 units: test accuracy", measured, None)]
 
 
+def _verdict_grid(r: dict) -> list[tuple]:
+    """One row per question of the grid: its verdict at each budget, paired over seeds."""
+    chapter_4 = {q for _, _, q in CHAPTER_4}
+    out = []
+    for question in dict.fromkeys(v["question"] for v in r["verdicts"]):
+        mine = [v for v in r["verdicts"] if v["question"] == question]
+        measured = "; ".join(
+            f"{v['units']} units: {v['verdict']} ({v['difference']:+.1f} pt, {v['interval']})"
+            for v in mine
+        )
+        seeds = mine[0]["seeds"]
+        chapter = "4" if question in chapter_4 else "5"
+        out.append((chapter, f"{question} (paired over {seeds} seeds)", measured, None))
+    return sorted(out, key=lambda row: row[0])  # chapter 4's questions first
+
+
 def _chapter_6(r: dict) -> list[tuple]:
     met, seeds = r["targets_met"], r["per_seed"].values()
     lossless = min(max(v["ratio"][f] for f in LOSSLESS) for v in seeds)
@@ -138,6 +155,7 @@ SECTION_ROWS = {
     "sec_04_structured": _chapter_4,
     "sec_05_gan": _chapter_5,
     "sec_05b_data_free": _chapter_5b,
+    "sec_05c_unit_grid": _verdict_grid,
     "sec_06_deploy": _chapter_6,
     "sec_99_notebooks": _notebooks,
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 from readme import update_readme
 
-__all__ = ["machine_info", "main", "tables", "write_report"]
+__all__ = ["machine_info", "main", "render", "tables", "write_report"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -75,6 +76,13 @@ def tables(report: dict, quick: bool) -> list[str]:
     return lines
 
 
+def render(section: dict, module, mode: str) -> None:
+    """Rewrite ``section["markdown"]`` from its stored results with ``module.markdown``."""
+    takes_mode = len(inspect.signature(module.markdown).parameters) > 1
+    args = (section["results"], mode) if takes_mode else (section["results"],)
+    section["markdown"] = module.markdown(*args).strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and grid points")
@@ -83,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--publish", action="store_true", help="copy results to benchmarks/")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="with --only: rewrite the published sections' text from their stored results "
+        "(after a change to a section's wording; nothing is run)",
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     os.environ.setdefault("COURSE_PROGRESS", "0")
@@ -100,6 +114,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"benchmarks/latest.json is a {published['mode']} run, this is {mode}")
         published["machine"] = report["machine"]
     out = Path(args.out)
+    if args.render:
+        if not (args.only and latest.exists()):
+            parser.error("--render needs --only and a published benchmarks/latest.json")
+        published = json.loads(latest.read_text())  # its machine and date stay the run's
+        if published["mode"] != mode:
+            parser.error(f"benchmarks/latest.json is a {published['mode']} run, this is {mode}")
+        for name in chosen:
+            render(published["sections"][name], importlib.import_module(name), mode)
+        write_report(ROOT / "benchmarks", published, tables(published, args.quick), LATEST)
+        update_readme(json.loads(json.dumps(published)))
+        print(f"[bench] rewrote the text of {', '.join(chosen)} in benchmarks/latest.*")
+        return 0
     for name in chosen:
         start = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
