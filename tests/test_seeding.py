@@ -74,6 +74,9 @@ ALLOWED = {
     "experiments.baseline.BaselineConfig.key": NO_DRAWS + " (a cache key)",
     "experiments.baseline.Baseline.loader": NO_DRAWS + " (the loader's own generator)",
     "widgets.common.basic_scores": OWN_GENERATOR + " (random_scores)",
+    "verdicts.bootstrap_medians": OWN_GENERATOR + " (random.Random(seed), beyond 8 values)",
+    "verdicts.paired_seeds": OWN_GENERATOR + " (through bootstrap_medians)",
+    "experiments.unit_grid.row_key": NO_DRAWS + " (a store key)",
 }
 
 
