@@ -171,3 +171,38 @@ def test_a_quick_budget_uses_the_first_training_batches(tiny_baseline):
     assert [r["epochs"] for r in result.rows] == [1, 1]
     with pytest.raises(ValueError, match="train_batches must be a positive int"):
         FineTuneBudget(train_batches=0)
+
+
+def test_paired_claim_reads_the_articles_where_two_criteria_disagree():
+    from course_utils.experiments.comparison import CriteriaComparison, paired_claim
+    from course_utils.report import Table
+
+    labels = torch.zeros(40, dtype=torch.long)
+    right, wrong = torch.zeros(40, dtype=torch.long), torch.ones(40, dtype=torch.long)
+    magnitude = right.clone()
+    magnitude[:12] = 1  # magnitude misses 12 articles
+    taylor = right.clone()  # taylor gets every one: 12 vs 0 disagreements, p = 0.0005
+    movement = magnitude.clone()
+    movement[12:14] = 1  # two more misses: 0 vs 2, no clear difference
+    result = CriteriaComparison(
+        Table(),
+        predictions={
+            ("magnitude", 0.9, 0): magnitude,
+            ("taylor", 0.9, 0): taylor,
+            ("movement", 0.9, 0): movement,
+            ("magnitude", 0.5, 0): right,
+            ("taylor", 0.5, 0): wrong,  # 0 vs 40: worse
+        },
+        test_labels={0: labels},
+    )
+    text = paired_claim(result, ["taylor", "movement"]).splitlines()
+    assert text[0] == (
+        "taylor vs magnitude (seed 0): 50 %: -100.0 pts, 0 vs 40 articles -> worse; "
+        "90 %: +30.0 pts, 12 vs 0 articles -> better"
+    )
+    assert text[1] == (
+        "movement vs magnitude (seed 0): 90 %: -5.0 pts, 0 vs 2 articles -> no clear difference"
+    )
+    result.test_labels[1] = labels
+    with pytest.raises(ValueError, match=r"the comparison has seeds \[0, 1\]: pass seed="):
+        paired_claim(result)

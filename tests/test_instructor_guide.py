@@ -39,3 +39,19 @@ def test_benchmark_keys_in_the_guide_are_what_the_benchmark_writes():
     assert "results[path.name] = " in section
     assert re.search(r'report\["sections"\]\[name\] = \{\s*"results"', runner)
     assert '"latest.json"' in runner
+
+
+def test_every_predict_then_run_prompt_has_an_answer_in_the_guide():
+    """Each **Predict, then run** paragraph of a chapter has one row in the guide's table."""
+    import json
+
+    section = GUIDE.split("## Predict, then run", 1)[1].split("\n## ", 1)[0]
+    answers = re.findall(r"^\| (\d+b?) \| .+ \| .+ \|$", section, re.MULTILINE)
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        chapter = path.name.split("_")[0].lstrip("0")
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        prompts = sum("".join(c["source"]).count("**Predict, then run.**") for c in cells)
+        assert prompts >= 1, f"{path.name} asks no prediction"
+        assert answers.count(chapter) == prompts, (
+            f"{path.name}: {prompts} prompt(s), {answers.count(chapter)} answer(s) in the guide"
+        )

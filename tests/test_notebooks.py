@@ -171,11 +171,33 @@ ALL_CHOICES = [
 ]
 
 
-def test_chapters_4_and_5_demo_cells_choose_between_yours_and_the_reference():
+def test_every_chapter_runs_an_experiment_on_the_learners_code():
+    """Chapters 2-6 each hand at least one exercise function to a real experiment."""
     assert {p.id.split(".ipynb")[0] for p in ALL_CHOICES} >= {
+        "02_magnitude_pruning",
+        "03_gradient_pruning",
         "04_regularization_structured",
         "05_gan_guided_pruning",
+        "06_compare_and_deploy",
     }
+
+
+@pytest.mark.parametrize(
+    ("notebook", "hook"),
+    [
+        ("02_magnitude_pruning", "mask_fn"),
+        ("02_magnitude_pruning", "schedule_fn=schedule_fn"),
+        ("03_gradient_pruning", "importance=importance"),
+        ("04_regularization_structured", "remove(model.state_dict(), kept)"),
+        ("05_gan_guided_pruning", "d_loss_fn=d_loss_fn"),
+        ("05_gan_guided_pruning", "prox_fn=prox_fn"),
+        ("06_compare_and_deploy", "csr=csr_fn"),
+    ],
+)
+def test_the_learners_function_reaches_the_experiment(notebook, hook):
+    """The function ``yours_or_reference`` chose is what the experiment is given."""
+    nb = read_notebook(ROOT / "notebooks" / f"{notebook}.ipynb")
+    assert any(hook in cell_source(c) for c in code_cells(nb)), hook
 
 
 @pytest.mark.parametrize(("setup", "solutions", "call"), ALL_CHOICES)

@@ -77,6 +77,7 @@ ALLOWED = {
     "verdicts.bootstrap_medians": OWN_GENERATOR + " (random.Random(seed), beyond 8 values)",
     "verdicts.paired_seeds": OWN_GENERATOR + " (through bootstrap_medians)",
     "experiments.unit_grid.row_key": NO_DRAWS + " (a store key)",
+    "experiments.comparison.paired_claim": NO_DRAWS + " (seed names which run to read)",
 }
 
 

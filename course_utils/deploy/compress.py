@@ -37,7 +37,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,11 +222,51 @@ def _parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().float() for n, p in model.named_parameters()}
 
 
-def _encode_tensor(value: torch.Tensor, fmt: str) -> tuple[str, dict[str, np.ndarray]]:
+CsrFn = Callable[[torch.Tensor], tuple]
+"""``csr(matrix)`` -> ``(values, col_index, row_ptr)``: chapter 6's exercise ``csr``."""
+
+
+def csr_with(csr: CsrFn, matrix: torch.Tensor, index_dtype: torch.dtype, name: str) -> CSR:
+    """The :class:`CSR` of ``matrix`` computed by ``csr`` (your encoder), checked.
+
+    The three arrays are cast to the format's dtypes (float32 values, ``index_dtype``
+    column indices, int32 row pointers) and must decode to ``matrix`` exactly, otherwise
+    a ValueError names the tensor ``name``: a file is never written from a wrong encoding.
+    """
+    if not callable(csr):
+        raise TypeError(f"csr must be a function (matrix -> values, col_index, row_ptr): {csr!r}")
+    want = csr_encode(matrix, index_dtype)  # also checks that the indices fit index_dtype
+    got = csr(matrix.clone())
+    if not isinstance(got, tuple | list) or len(got) != 3:
+        raise ValueError(f"csr must return (values, col_index, row_ptr) for {name!r}")
+    values, col_index, row_ptr = (torch.as_tensor(a) for a in got)
+    rows, cols = matrix.shape
+    consistent = (
+        values.dim() == col_index.dim() == row_ptr.dim() == 1
+        and len(values) == len(col_index) == want.values.numel()
+        and len(row_ptr) == rows + 1
+        and bool(((col_index >= 0) & (col_index < cols)).all())
+    )
+    wrong = ValueError(f"csr returned a wrong encoding of {name!r}: it does not decode to it")
+    if not consistent or not torch.equal(row_ptr.long(), want.row_ptr.long()):
+        raise wrong
+    encoded = CSR(values.float(), col_index.to(index_dtype), want.row_ptr, (rows, cols))
+    if not torch.equal(csr_decode(encoded), matrix.float()):
+        raise wrong
+    return encoded
+
+
+def _encode_tensor(
+    value: torch.Tensor, fmt: str, csr: CsrFn | None = None, name: str = "tensor"
+) -> tuple[str, dict[str, np.ndarray]]:
     if value.dim() != 2 or fmt.startswith("dense"):
         return "dense", {"values": value.numpy().astype(np.float32).reshape(-1)}
     if fmt.startswith("csr"):
-        csr = csr_encode(value, torch.int16 if fmt == "csr_int16" else torch.int32)
+        index_dtype = torch.int16 if fmt == "csr_int16" else torch.int32
+        if csr is None:
+            csr = csr_encode(value, index_dtype)
+        else:
+            csr = csr_with(csr, value, index_dtype, name)
         return "csr", {
             "values": csr.values.numpy(),
             "col_index": csr.col_index.numpy(),
@@ -245,12 +285,16 @@ def _encode_tensor(value: torch.Tensor, fmt: str) -> tuple[str, dict[str, np.nda
     }
 
 
-def encode_model(model: RNNClassifier, fmt: str) -> bytes:
-    """The bytes of ``model`` stored in format ``fmt`` (one of :data:`FORMATS`)."""
+def encode_model(model: RNNClassifier, fmt: str, *, csr: CsrFn | None = None) -> bytes:
+    """The bytes of ``model`` stored in format ``fmt`` (one of :data:`FORMATS`).
+
+    ``csr`` (your chapter-6 encoder) encodes every matrix of the CSR formats instead of
+    :func:`csr_encode`, checked by :func:`csr_with`; the bytes are the same when it is right.
+    """
     model, fmt = _check_model(model), _check_format(fmt)
     tensors, chunks = [], []
     for name, value in _parameters(model).items():
-        encoding, arrays = _encode_tensor(value, fmt)
+        encoding, arrays = _encode_tensor(value, fmt, csr, name)
         tensors.append(
             {
                 "name": name,
@@ -440,9 +484,13 @@ def decode_model(data: bytes, model: RNNClassifier | None = None) -> RNNClassifi
     return out.eval()
 
 
-def save_compressed(path: str | os.PathLike, model: RNNClassifier, fmt: str) -> int:
-    """Write ``model`` in format ``fmt`` to ``path`` atomically; return the bytes written."""
-    data = encode_model(model, fmt)
+def save_compressed(
+    path: str | os.PathLike, model: RNNClassifier, fmt: str, *, csr: CsrFn | None = None
+) -> int:
+    """Write ``model`` in format ``fmt`` to ``path`` atomically; return the bytes written.
+
+    ``csr`` as in :func:`encode_model`."""
+    data = encode_model(model, fmt, csr=csr)
     atomic_write_bytes(path, data)
     return len(data)
 
@@ -471,18 +519,20 @@ def storage_table(
     formats: Sequence[str] = FORMATS,
     *,
     reference_bytes: int | None = None,
+    csr: CsrFn | None = None,
 ) -> Table:
     """One row per format: bytes on disk and the ratio ``reference_bytes / bytes``.
 
     ``reference_bytes`` defaults to this model in ``dense_fp32`` (pass the dense
     baseline's ``dense_fp32`` size to compare a smaller model with the original).
+    ``csr`` (your encoder) writes the CSR formats, as in :func:`encode_model`.
     """
     _check_model(model)
     if reference_bytes is None:
         reference_bytes = len(encode_model(model, "dense_fp32"))
     rows = Table()
     for fmt in formats:
-        size = len(encode_model(model, _check_format(fmt)))
+        size = len(encode_model(model, _check_format(fmt), csr=csr))
         rows.append(
             {
                 "format": fmt,
@@ -511,6 +561,7 @@ def torch_save_bytes(state: dict) -> int:
 
 __all__ = [
     "CSR",
+    "CsrFn",
     "FORMATS",
     "FormatError",
     "LOSSLESS",
@@ -519,6 +570,7 @@ __all__ = [
     "bitmask_encode",
     "csr_decode",
     "csr_encode",
+    "csr_with",
     "decode_model",
     "dequantize_rows",
     "encode_model",

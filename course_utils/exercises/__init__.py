@@ -11,13 +11,26 @@ or the package function) with a one-line ``[USING REFERENCE]`` note until then.
 """
 
 from .ch1 import check_frequent_words, check_masked_mean, check_rnn_parameter_count
-from .ch2 import check_agp_sparsity, check_global_sparsities, check_magnitude_mask
-from .ch3 import check_jaccard, check_movement_update, check_taylor_importance
+from .ch2 import (
+    check_agp_sparsity,
+    check_global_sparsities,
+    check_magnitude_mask,
+    reference_agp,
+    reference_magnitude_mask,
+)
+from .ch3 import (
+    check_jaccard,
+    check_movement_update,
+    check_taylor_importance,
+    reference_taylor_importance,
+)
 from .ch4 import (
     check_group_shrink,
     check_iss_group_masks,
+    check_remove_units,
     check_soft_threshold,
     reference_group_shrink,
+    reference_remove_units,
 )
 from .ch5 import (
     check_discriminator_loss,
@@ -27,7 +40,7 @@ from .ch5 import (
     check_mask_prox_step,
     reference_mask_outgoing,
 )
-from .ch6 import check_bitmask_bytes, check_compression_ratio, check_csr_encode
+from .ch6 import check_bitmask_bytes, check_compression_ratio, check_csr_encode, reference_csr
 from .common import CheckResult, Choice, yours_or_reference
 
 __all__ = [
@@ -50,10 +63,16 @@ __all__ = [
     "check_mask_prox_step",
     "check_masked_mean",
     "check_movement_update",
+    "check_remove_units",
     "check_rnn_parameter_count",
     "check_soft_threshold",
     "check_taylor_importance",
+    "reference_agp",
+    "reference_csr",
     "reference_group_shrink",
+    "reference_magnitude_mask",
     "reference_mask_outgoing",
+    "reference_remove_units",
+    "reference_taylor_importance",
     "yours_or_reference",
 ]

@@ -10,7 +10,35 @@ import torch
 from ..pruning import agp_sparsity, select_global, select_layerwise
 from .common import CheckResult, run_checks
 
-__all__ = ["check_agp_sparsity", "check_global_sparsities", "check_magnitude_mask"]
+__all__ = [
+    "check_agp_sparsity",
+    "check_global_sparsities",
+    "check_magnitude_mask",
+    "reference_agp",
+    "reference_magnitude_mask",
+]
+
+
+def reference_magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The course's answer to ``magnitude_mask``: ``select_layerwise`` on ``|weight|``."""
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a tensor, got {type(weight).__name__}")
+    return select_layerwise({"weight": weight.detach().abs()}, sparsity)["weight"]
+
+
+def reference_agp(
+    step: int, initial: float, final: float, start_step: int, end_step: int, frequency: int
+) -> float:
+    """The course's answer to ``agp``: :func:`~course_utils.pruning.agp_sparsity`, with
+    the exercise's positional arguments."""
+    return agp_sparsity(
+        step,
+        initial=initial,
+        final=final,
+        start_step=start_step,
+        end_step=end_step,
+        frequency=frequency,
+    )
 
 
 def _tie_free(shape: tuple[int, ...], seed: int) -> torch.Tensor:

@@ -10,7 +10,21 @@ from torch import nn
 from ..seeding import keeps_global_rng
 from .common import CheckResult, assert_close, run_checks
 
-__all__ = ["check_jaccard", "check_movement_update", "check_taylor_importance"]
+__all__ = [
+    "check_jaccard",
+    "check_movement_update",
+    "check_taylor_importance",
+    "reference_taylor_importance",
+]
+
+
+def reference_taylor_importance(weight: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
+    """The course's answer to ``taylor_importance``: ``mean_b |g_b * w|`` over the batches."""
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a tensor, got {type(weight).__name__}")
+    if not grads or not all(isinstance(g, torch.Tensor) for g in grads):
+        raise ValueError("grads must be a non-empty list of gradient tensors")
+    return torch.stack([(g * weight).abs() for g in grads]).mean(dim=0)
 
 
 class _Linear(nn.Module):

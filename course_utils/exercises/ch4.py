@@ -9,13 +9,17 @@ from torch import nn
 
 from ..models import RNNClassifier
 from ..pruning.regularization import Group, GroupSet, Slice, hidden_unit_groups, soft_threshold
+from ..pruning.structured import remove_hidden_units
+from ..seeding import keeps_global_rng
 from .common import CheckResult, assert_close, run_checks
 
 __all__ = [
     "check_group_shrink",
     "check_iss_group_masks",
+    "check_remove_units",
     "check_soft_threshold",
     "reference_group_shrink",
+    "reference_remove_units",
 ]
 
 
@@ -104,3 +108,85 @@ def check_group_shrink(fn: Callable) -> CheckResult:
             assert_close(got, layer.weight.detach(), f"threshold={threshold}", atol=1e-6)
 
     return run_checks("group soft threshold", fn, cases)
+
+
+_LSTM_KEYS = (
+    "embedding.weight",
+    "rnn.weight_ih_l0",
+    "rnn.weight_hh_l0",
+    "rnn.bias_ih_l0",
+    "rnn.bias_hh_l0",
+    "classifier.weight",
+    "classifier.bias",
+)
+
+
+def _check_lstm_state(state, keep) -> int:
+    """The hidden size of a one-layer, one-direction LSTM classifier's ``state``."""
+    if not isinstance(state, dict) or set(state) != set(_LSTM_KEYS):
+        raise ValueError(
+            "state must be the state_dict of a one-layer, one-direction LSTM RNNClassifier "
+            f"(keys {list(_LSTM_KEYS)})"
+        )
+    if not isinstance(keep, torch.Tensor) or keep.dim() != 1 or keep.dtype.is_floating_point:
+        raise TypeError("keep must be a 1-D tensor of unit indices")
+    hidden = state["rnn.weight_hh_l0"].shape[1]
+    if len(keep) == 0 or keep.min() < 0 or keep.max() >= hidden:
+        raise ValueError(f"keep must hold between 1 and {hidden} unit indices in [0, {hidden})")
+    return hidden
+
+
+def reference_remove_units(state: dict, keep: torch.Tensor) -> dict:
+    """The course's answer to ``remove_units``: the state of the smaller LSTM classifier.
+
+    ``state`` is a one-layer, one-direction LSTM RNNClassifier's ``state_dict()``, ``keep``
+    the indices of the hidden units to keep (in the order the new model holds them).
+    Unit k computes rows k, H+k, 2H+k, 3H+k of ``weight_ih``, ``weight_hh`` and both
+    biases (gates i, f, g, o); it is read by column k of ``weight_hh`` and of the
+    classifier. Returns a new dict; ``state`` is not changed.
+    """
+    hidden = _check_lstm_state(state, keep)
+    keep = keep.long()
+    rows = torch.cat([gate * hidden + keep for gate in range(4)])
+    new = {name: value.clone() for name, value in state.items()}
+    for name in ("rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"):
+        new[name] = state[name][rows].clone()
+    new["rnn.weight_hh_l0"] = state["rnn.weight_hh_l0"][rows][:, keep].clone()
+    new["classifier.weight"] = state["classifier.weight"][:, keep].clone()
+    return new
+
+
+@keeps_global_rng
+def check_remove_units(fn: Callable) -> CheckResult:
+    """``fn(state, keep)`` -> the ``state_dict`` of the LSTM classifier that holds only the
+    hidden units ``keep``, compared tensor by tensor with
+    ``course_utils.pruning.remove_hidden_units`` (one layer, one direction)."""
+
+    def cases(fn):
+        g = torch.Generator().manual_seed(4)
+        for e, h, c, k in [(3, 5, 2, 2), (2, 6, 4, 3), (4, 4, 3, 1), (3, 3, 2, 3)]:
+            torch.manual_seed(e * 10 + h)
+            model = RNNClassifier(12, c, embed_dim=e, hidden_size=h)
+            keep = torch.randperm(h, generator=g)[:k].sort().values
+            want = remove_hidden_units(model, {(0, 0): keep}).state_dict()
+            state = {n: v.clone() for n, v in model.state_dict().items()}
+            got = fn(state, keep.clone())
+            what = f"H={h}, keep={keep.tolist()}"
+            assert isinstance(got, dict), f"expected a state dict, got {type(got).__name__}"
+            assert set(got) == set(want), f"{what}: keys {sorted(got)}, expected {sorted(want)}"
+            for name, value in want.items():
+                mine = got[name]
+                assert isinstance(mine, torch.Tensor), f"{name}: expected a tensor"
+                assert mine.shape == value.shape, (
+                    f"{what}: {name} has shape {tuple(mine.shape)}, expected {tuple(value.shape)}"
+                    " (each gate block keeps the units' rows; weight_hh and the classifier "
+                    "keep their columns)"
+                )
+                assert torch.equal(mine, value), (
+                    f"{what}: {name} holds the wrong values (unit k's rows are k, H+k, 2H+k, "
+                    "3H+k, in the order of keep)"
+                )
+            for name, value in model.state_dict().items():
+                assert torch.equal(state[name], value), f"the input state's {name} was changed"
+
+    return run_checks("removing hidden units from a one-layer LSTM", fn, cases)

@@ -9,7 +9,19 @@ import torch
 from ..deploy.compress import csr_encode, payload_bytes
 from .common import CheckResult, run_checks
 
-__all__ = ["check_bitmask_bytes", "check_compression_ratio", "check_csr_encode"]
+__all__ = [
+    "check_bitmask_bytes",
+    "check_compression_ratio",
+    "check_csr_encode",
+    "reference_csr",
+]
+
+
+def reference_csr(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The course's answer to ``csr``: :func:`~course_utils.deploy.compress.csr_encode`'s
+    ``(values, col_index, row_ptr)``."""
+    encoded = csr_encode(matrix)
+    return encoded.values, encoded.col_index, encoded.row_ptr
 
 
 def _matrices() -> list[torch.Tensor]:

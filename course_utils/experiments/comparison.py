@@ -39,7 +39,8 @@ from ..pruning.magnitude import check_criterion
 from ..pruning.schedules import PruningRun
 from ..report import Table, median_range, median_spread
 from ..seeding import keeps_global_rng
-from ..train import LoaderPair, TrainingData, evaluate, first_batches
+from ..train import LoaderPair, TrainingData, evaluate, first_batches, predict
+from ..verdicts import paired_accuracy
 from .baseline import Baseline
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "compare_criteria",
     "compare_medians",
     "describe_claim",
+    "paired_claim",
     "prune_by_criterion",
     "summarize",
 ]
@@ -152,15 +154,21 @@ class CriteriaComparison:
 
     ``rows``: one per (seed, sparsity, criterion) with ``valid_accuracy``,
     ``test_accuracy``, ``sparsity`` reached and ``seconds``; ``masks[(criterion,
-    sparsity, seed)]``: the final masks.
+    sparsity, seed)]``: the final masks; ``predictions`` under the same key: the final
+    model's label for every test article, and ``test_labels[seed]`` the true ones (for
+    paired verdicts, :func:`paired_claim`).
     """
 
     rows: Table
     masks: dict[tuple[str, float, int], dict[str, torch.Tensor]] = field(default_factory=dict)
+    predictions: dict[tuple[str, float, int], torch.Tensor] = field(default_factory=dict)
+    test_labels: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def extend(self, other: CriteriaComparison) -> None:
         self.rows.extend(other.rows)
         self.masks.update(other.masks)
+        self.predictions.update(other.predictions)
+        self.test_labels.update(other.test_labels)
 
 
 @keeps_global_rng
@@ -285,6 +293,9 @@ def compare_criteria(
                 result.masks[(criterion, sparsity, seed)] = {
                     n: m.detach().cpu().clone() for n, m in get_masks(model).items()
                 }
+                preds, labels = predict(model, baseline.loader("test"))
+                result.predictions[(criterion, sparsity, seed)] = preds
+                result.test_labels[seed] = labels
     return result
 
 
@@ -397,4 +408,50 @@ def describe_claim(
         else:
             summary = f"{challenger} vs {reference}: mixed"
         lines.append(f"{summary} (median {metric.replace('_', ' ')}; " + "; ".join(parts) + ")")
+    return "\n".join(lines)
+
+
+def paired_claim(
+    comparison: CriteriaComparison,
+    challengers: Sequence[str] = ("taylor", "movement"),
+    reference: str = "magnitude",
+    *,
+    seed: int | None = None,
+) -> str:
+    """One line per challenger: its verdict against ``reference`` at every sparsity, paired
+    on the test articles of one seed (:func:`~course_utils.verdicts.paired_accuracy`:
+    better, no clear difference or worse, from the articles where the two disagree).
+
+    ``seed`` defaults to the only seed of the comparison. With one seed this is the right
+    test for *this run*; over seeds, see :func:`describe_claim`.
+    """
+    seeds = sorted(comparison.test_labels)
+    if seed is None:
+        if len(seeds) != 1:
+            raise ValueError(f"the comparison has seeds {seeds}: pass seed=")
+        seed = seeds[0]
+    if seed not in comparison.test_labels:
+        raise ValueError(f"no predictions for seed={seed}; the comparison has seeds {seeds}")
+    labels = comparison.test_labels[seed]
+    lines = []
+    for challenger in challengers:
+        sparsities = sorted(
+            s for c, s, k in comparison.predictions if c == challenger and k == seed
+        )
+        parts = []
+        for sparsity in sparsities:
+            reference_key = (reference, sparsity, seed)
+            if reference_key not in comparison.predictions:
+                continue
+            v = paired_accuracy(
+                comparison.predictions[(challenger, sparsity, seed)],
+                comparison.predictions[reference_key],
+                labels,
+            )
+            parts.append(
+                f"{100 * sparsity:g} %: {100 * (v.accuracy_a - v.accuracy_b):+.1f} pts, "
+                f"{v.only_a_right} vs {v.only_b_right} articles -> {v.verdict}"
+            )
+        if parts:
+            lines.append(f"{challenger} vs {reference} (seed {seed}): " + "; ".join(parts))
     return "\n".join(lines)

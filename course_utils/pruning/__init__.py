@@ -45,6 +45,7 @@ from .finetune import (
     training_loaders,
 )
 from .gradient import (
+    ImportanceFn,
     LossFn,
     MovementScores,
     RunningTaylorScores,
@@ -98,6 +99,7 @@ from .regularization import (
 from .schedules import (
     AGPPruner,
     PruningRun,
+    ScheduleFn,
     ScoresFn,
     agp_pruning,
     agp_sparsity,
@@ -107,12 +109,14 @@ from .schedules import (
     one_shot_pruning,
 )
 from .selection import (
+    MaskFn,
     check_scope,
     normalize_scores,
     select,
     select_global,
     select_layerwise,
     select_per_tensor,
+    select_with,
 )
 from .sensitivity import (
     plot_sensitivity,
@@ -164,6 +168,7 @@ __all__ = [
     "group_slices",
     "GroupSet",
     "hidden_unit_groups",
+    "ImportanceFn",
     "iterative_pruning",
     "iterative_sparsities",
     "jaccard",
@@ -180,6 +185,7 @@ __all__ = [
     "mask_embedding_dims",
     "mask_gradients",
     "mask_hidden_units",
+    "MaskFn",
     "MovementScores",
     "nonzero_units",
     "normalize_scores",
@@ -203,12 +209,14 @@ __all__ = [
     "rewind_weights",
     "rnn_param_name",
     "RunningTaylorScores",
+    "ScheduleFn",
     "ScoresFn",
     "select",
     "select_global",
     "select_layerwise",
     "select_per_tensor",
     "select_units",
+    "select_with",
     "select_units_by_norm",
     "sensitivity_scan",
     "set_masks",

@@ -29,7 +29,7 @@ from ..report import Table
 from ..seeding import keeps_global_rng, set_seed
 from ..train import TrainingData, evaluate, nonempty_batches
 from .finetune import finetune, training_loaders
-from .gradient import snip_scores
+from .gradient import ImportanceFn, snip_scores
 from .magnitude import (
     CRITERIA,
     TRAINING_CRITERIA,
@@ -246,6 +246,7 @@ def snip_pruning(
     batch_size: int = 64,
     seed: int = 0,
     progress: bool | None = None,
+    importance: ImportanceFn | None = None,
 ) -> PruningRun:
     """SNIP (Lee et al. 2019): prune ``model`` at initialization, then train the sparse net.
 
@@ -257,6 +258,8 @@ def snip_pruning(
     each tensor to ``sparsity``. Then the masked network trains ``epochs`` epochs with
     Adam at ``lr`` (keeping its best validation epoch). ``model`` should be freshly
     initialized (e.g. ``baseline.initial_model()``): on a trained model SNIP warns.
+    ``importance`` (chapter 3's ``taylor_importance``) computes |g·w| instead of the
+    course's code (:func:`~course_utils.pruning.gradient.snip_scores`).
     """
     sparsity = check_sparsity(sparsity)
     epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
@@ -266,7 +269,7 @@ def snip_pruning(
     set_seed(seed)
     if batch is None:
         batch = first_batch(data, batch_size, seed)
-    scores = snip_scores(model, batch, names=names)
+    scores = snip_scores(model, batch, names=names, importance=importance)
     prune(model, sparsity, scores=scores, scope=scope, names=names)
     _, valid_loader = training_loaders(data, seed=seed)
     pruned_accuracy = evaluate(model, valid_loader)["accuracy"]

@@ -45,7 +45,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -64,6 +64,7 @@ from .soft_masks import (
     FistaMasks,
     MaskDict,
     MaskedStudent,
+    ProxFn,
     check_masks,
     check_teacher,
     fold_masks,
@@ -81,12 +82,14 @@ __all__ = [
     "D_INPUTS",
     "CachedTeacher",
     "Discriminator",
+    "DiscriminatorLossFn",
     "FistaMasks",
     "GALConfig",
     "GALDiverged",
     "GALParts",
     "GALResult",
     "MaskedStudent",
+    "ProxFn",
     "check_masks",
     "check_teacher",
     "discriminator_input",
@@ -112,6 +115,9 @@ __all__ = [
     "train_gal",
     "validate_masks",
 ]
+
+DiscriminatorLossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+"""``loss_fn(d_real, d_fake, smoothing)`` -> D's loss: :func:`discriminator_loss`'s signature."""
 
 D_INPUTS = ("logits", "logits+features")
 """What the discriminator may see (:attr:`GALConfig.d_input`)."""
@@ -448,12 +454,17 @@ class GALParts(NamedTuple):
 
 
 def gal_parts(
-    teacher: RNNClassifier, config: GALConfig, student: RNNClassifier | None = None
+    teacher: RNNClassifier,
+    config: GALConfig,
+    student: RNNClassifier | None = None,
+    *,
+    prox: ProxFn | None = None,
 ) -> GALParts:
     """The set-up of :func:`train_gal`: a :class:`MaskedStudent` of ``student`` (default:
     a copy of ``teacher``), a fresh :class:`Discriminator` on what ``config.d_input``
     names (C logits, or C logits and F pooled features), their optimizers (the student's
-    keeps chapter 2's masks) and :class:`FistaMasks`.
+    keeps chapter 2's masks) and :class:`FistaMasks` (with ``prox`` as its proximal
+    step: by default :func:`mask_prox_step`).
 
     The discriminator's initial weights are drawn from PyTorch's global stream:
     :func:`train_gal` seeds it with ``config.seed`` first.
@@ -467,7 +478,9 @@ def gal_parts(
     opt_w = torch.optim.Adam(net.weight_parameters(), lr=config.lr)
     keep_masks(opt_w, net.model)  # a student pruned in chapter 2 stays pruned
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.d_lr, weight_decay=config.d_weight_decay)
-    fista = FistaMasks(net.masks, lr=config.mask_lr, lam=config.lam, restart=config.restart)
+    fista = FistaMasks(
+        net.masks, lr=config.mask_lr, lam=config.lam, restart=config.restart, prox=prox
+    )
     return GALParts(net, disc, opt_w, opt_d, fista)
 
 
@@ -479,6 +492,8 @@ def discriminator_step(
     config: GALConfig,
     t_features: torch.Tensor | None = None,
     s_features: torch.Tensor | None = None,
+    *,
+    loss_fn: DiscriminatorLossFn | None = None,
 ) -> dict[str, float]:
     """Step 3 of a GAL iteration: one Adam step on D alone.
 
@@ -488,14 +503,20 @@ def discriminator_step(
     "logits+features"`` D sees each side's features next to its logits
     (:func:`discriminator_input`). Returns D's ``loss``, ``real_loss``, ``fake_loss`` and
     its accuracies ``real_acc``, ``fake_acc`` on this batch. A NaN or infinite loss
-    raises :class:`GALDiverged` before the step.
+    raises :class:`GALDiverged` before the step. ``loss_fn(d_real, d_fake, smoothing)``
+    replaces :func:`discriminator_loss` (chapter 5's exercise); it must return a scalar.
     """
     real = discriminator_input(t_logits, t_features, config)
     fake = discriminator_input(s_logits, s_features, config).detach()
     classes = t_logits.shape[1]
     d_real = disc(instance_noise(real, config, classes))
     d_fake = disc(instance_noise(fake, config, classes))
-    d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
+    if loss_fn is None:
+        d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
+    else:
+        d_loss = loss_fn(d_real, d_fake, config.label_smoothing)
+        if not isinstance(d_loss, torch.Tensor) or d_loss.dim() != 0:
+            raise ValueError("the discriminator loss_fn must return a scalar tensor")
     _check_finite("discriminator", d_loss)
     optimizer.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -640,6 +661,8 @@ def train_gal(
     student: RNNClassifier | None = None,
     teacher_cache: CachedTeacher | None = None,
     progress: bool | None = None,
+    d_loss_fn: DiscriminatorLossFn | None = None,
+    prox_fn: ProxFn | None = None,
 ) -> GALResult:
     """Train a masked student against the frozen teacher with a discriminator.
 
@@ -659,8 +682,17 @@ def train_gal(
     (``diverged=True``; the start if no epoch was completed). The student is returned in
     eval mode. The teacher is not changed. ``teacher_cache`` (a :class:`CachedTeacher`
     of this teacher) lets several runs share the teacher's logits (and features).
+
+    The learner's own code can run two of the steps (chapter 5's exercises):
+    ``d_loss_fn(d_real, d_fake, smoothing)`` replaces :func:`discriminator_loss` in
+    :func:`discriminator_step`, and ``prox_fn(y, grad, lr, lam)`` replaces
+    :func:`mask_prox_step` in FISTA's mask step.
     """
     from tqdm.auto import tqdm
+
+    for argument, fn in (("d_loss_fn", d_loss_fn), ("prox_fn", prox_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{argument} must be a function, got {type(fn).__name__}")
 
     config = _checked_config(config, teacher)
     train_loader = nonempty_batches(train_loader, "train_loader")
@@ -668,7 +700,7 @@ def train_gal(
     torch.manual_seed(config.seed)
     teacher_cache = _checked_cache(teacher_cache, teacher)
     teacher = frozen_copy(teacher)
-    net, disc, opt_w, opt_d, fista = gal_parts(teacher, config, student)
+    net, disc, opt_w, opt_d, fista = gal_parts(teacher, config, student, prox=prox_fn)
     device, classes = next(teacher.parameters()).device, teacher.classifier.out_features
     history = _history()
     met = history["budget_met_step"]  # slot -> the step it got within the unit budget
@@ -689,7 +721,14 @@ def train_gal(
                 d = _NO_DISCRIMINATOR
                 if config.adv_weight > 0:  # 3. the discriminator
                     d = discriminator_step(
-                        disc, opt_d, t_logits, s_logits, config, t_features, s_features
+                        disc,
+                        opt_d,
+                        t_logits,
+                        s_logits,
+                        config,
+                        t_features,
+                        s_features,
+                        loss_fn=d_loss_fn,
                     )
                 # 4. the student's weights; the masks' gradients add up in mask_grads
                 g = student_step(

@@ -39,6 +39,7 @@ from ..train import check_batch, nonempty_batches, num_classes_of
 from .groups import Group, GroupSet, hidden_unit_groups
 
 __all__ = [
+    "ImportanceFn",
     "LossFn",
     "MovementScores",
     "RunningTaylorScores",
@@ -143,6 +144,36 @@ def batch_gradients(
             yield _gradients(model, batch, params, loss_fn)
 
 
+ImportanceFn = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
+"""``importance(weight, grads)`` -> scores of the weight's shape, from the list of its
+per-batch gradients: chapter 3's exercise ``taylor_importance``."""
+
+
+def _check_importance(importance, momentum) -> None:
+    if importance is not None and not callable(importance):
+        raise TypeError(f"importance must be callable(weight, grads) -> scores, got {importance!r}")
+    if importance is not None and momentum is not None:
+        raise ValueError("importance averages the batches itself: pass momentum=None with it")
+
+
+def _scores_from(
+    importance: ImportanceFn, param: torch.Tensor, grads: list[torch.Tensor], name: str
+) -> torch.Tensor:
+    """``importance(weight, grads)`` for one tensor, checked: its shape, finite, >= 0."""
+    scores = importance(param.detach().float().clone(), grads)
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"importance returned {type(scores).__name__} for {name!r}, not a tensor")
+    if scores.shape != param.shape:
+        raise ValueError(
+            f"importance returned shape {tuple(scores.shape)} for {name!r}, "
+            f"expected the weight's {tuple(param.shape)}"
+        )
+    scores = scores.detach().float()
+    if not torch.isfinite(scores).all() or (scores < 0).any():
+        raise ValueError(f"importance returned negative or non-finite scores for {name!r}")
+    return scores
+
+
 def taylor_scores(
     model: nn.Module,
     data: Iterable[tuple] | None = None,
@@ -151,6 +182,7 @@ def taylor_scores(
     momentum: float | None = None,
     loss_fn: LossFn | None = None,
     names: Sequence[str] | None = None,
+    importance: ImportanceFn | None = None,
 ) -> dict[str, torch.Tensor]:
     """First-order Taylor importance |g·w| per weight, accumulated over mini-batches.
 
@@ -160,6 +192,9 @@ def taylor_scores(
             exponential moving average ``s <- momentum·s + (1 - momentum)·|g·w|``.
         loss_fn: ``loss_fn(model, batch)``; default cross-entropy.
         names: tensors to score (default: every prunable weight).
+        importance: your own ``importance(weight, grads) -> scores`` (chapter 3's
+            exercise ``taylor_importance``), called once per tensor with the list of its
+            per-batch gradients, instead of the course's average (not with ``momentum``).
 
     Returns ``{name: scores}`` with the weights' shapes.
     """
@@ -167,9 +202,16 @@ def taylor_scores(
     num_batches = positive_int("num_batches", num_batches)
     if momentum is not None:
         momentum = fraction("momentum", momentum)
+    _check_importance(importance, momentum)
     data = nonempty_batches(data, "data")
     loss_fn = loss_fn or cross_entropy_loss
     params = _params(model, names)
+    if importance is not None:
+        grads = {n: [] for n in params}
+        for batch_grads in batch_gradients(model, data, params, loss_fn, num_batches):
+            for n in params:
+                grads[n].append(batch_grads[n].detach().float())
+        return {n: _scores_from(importance, p, grads[n], n) for n, p in params.items()}
     scores = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     seen = 0
     for grads in batch_gradients(model, data, params, loss_fn, num_batches):
@@ -354,13 +396,17 @@ def snip_scores(
     *,
     loss_fn: LossFn | None = None,
     names: Sequence[str] | None = None,
+    importance: ImportanceFn | None = None,
 ) -> dict[str, torch.Tensor]:
     """SNIP connection sensitivity |g·w| on one batch, normalized to sum to 1 over all tensors.
 
     SNIP is meant for a freshly initialized network (prune, then train the sparse net).
     Called on a model whose recurrent weights have left their initial range, it warns.
+    ``importance`` (chapter 3's ``taylor_importance``) computes |g·w| from the one
+    batch's gradient instead of the course's code, as in :func:`taylor_scores`.
     """
     _require_data("snip", batch, loss_fn)
+    _check_importance(importance, None)
     if isinstance(batch, torch.utils.data.DataLoader):
         batch = next(iter(nonempty_batches(batch, "batch")))
     if looks_trained(model):
@@ -374,7 +420,13 @@ def snip_scores(
     params = _params(model, names)
     with _EvalMode(model):
         grads = _gradients(model, batch, params, loss_fn or cross_entropy_loss)
-    raw = {n: (grads[n] * p.detach()).abs().float() for n, p in params.items()}
+    if importance is None:
+        raw = {n: (grads[n] * p.detach()).abs().float() for n, p in params.items()}
+    else:
+        raw = {
+            n: _scores_from(importance, p, [grads[n].detach().float()], n)
+            for n, p in params.items()
+        }
     total = sum(float(s.sum()) for s in raw.values())
     if total == 0:
         raise ValueError("all SNIP sensitivities are zero (zero gradients): check batch and loss")

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..masking import check_names, check_sparsity, get_masks, prunable_parameters, set_masks
 from .gradient import MovementScores, RunningTaylorScores, snip_scores
-from .selection import SCOPES, select
+from .selection import SCOPES, MaskFn, select, select_with
 
 
 def magnitude_scores(model: nn.Module, names: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -74,6 +74,7 @@ def prune(
     names: list[str] | None = None,
     scores: Mapping[str, torch.Tensor] | None = None,
     seed: int = 0,
+    mask_fn: MaskFn | None = None,
 ) -> dict[str, torch.Tensor]:
     """Prune ``model`` in place and return the masks it now carries.
 
@@ -85,6 +86,9 @@ def prune(
         include_embedding: also prune ``embedding.weight``.
         names: prune only these tensors (default: every prunable weight).
         scores: precomputed scores (higher = keep), e.g. from chapter 3's criteria.
+        mask_fn: your own one-tensor rule ``mask_fn(tensor, sparsity) -> bool mask``
+            (chapter 2's ``magnitude_mask``) chooses the pruned entries instead of the
+            course's: see :func:`~course_utils.pruning.selection.select_with`.
 
     Weights that are already masked stay pruned: they rank below every live weight,
     so iterative and gradual schedules only ever add zeros.
@@ -124,7 +128,11 @@ def prune(
         n: s.float().masked_fill(~existing[n], float("-inf")) if n in existing else s.float()
         for n, s in scores.items()
     }
-    masks = select(scores, sparsity, scope)
+    masks = (
+        select(scores, sparsity, scope)
+        if mask_fn is None
+        else select_with(mask_fn, scores, sparsity, scope)
+    )
     # a weight pruned before stays pruned, even when the new target is lower
     masks = {n: m & existing[n] if n in existing else m for n, m in masks.items()}
     set_masks(model, masks)

@@ -31,11 +31,12 @@ from ..seeding import keeps_global_rng, set_seed
 from ..train import History, evaluate
 from .finetune import finetune, training_loaders
 from .magnitude import check_criterion, prune, pruned_names, pruned_sparsity
-from .selection import check_scope
+from .selection import MaskFn, check_scope
 
 __all__ = [
     "AGPPruner",
     "PruningRun",
+    "ScheduleFn",
     "ScoresFn",
     "agp_pruning",
     "agp_sparsity",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 ScoresFn = Callable[[nn.Module], Mapping[str, torch.Tensor]]
+ScheduleFn = Callable[[int, float, float, int, int, int], float]
+"""``schedule_fn(step, initial, final, start_step, end_step, frequency)`` -> target
+sparsity: :func:`agp_sparsity` with positional arguments (chapter 2's exercise ``agp``)."""
 
 
 # --- the AGP formula ------------------------------------------------------------------
@@ -102,6 +106,8 @@ class AGPPruner:
     together (``"global"``) reach the schedule's target; pruned weights stay pruned, so
     from ``end_step`` on the masks are frozen at ``final``. Scores are |w| (or random),
     or whatever ``scores_fn(model)`` returns (chapter 3 passes gradient scores).
+    ``mask_fn`` and ``schedule_fn`` let chapter 2's exercises do the selecting and the
+    scheduling (:meth:`target`; :func:`~course_utils.pruning.prune`'s ``mask_fn``).
     ``events`` lists ``(step, target sparsity)`` for each pruning step taken.
     """
 
@@ -121,6 +127,8 @@ class AGPPruner:
         names: Sequence[str] | None = None,
         scores_fn: ScoresFn | None = None,
         seed: int = 0,
+        mask_fn: MaskFn | None = None,
+        schedule_fn: ScheduleFn | None = None,
     ):
         self.schedule = {
             "initial": initial,
@@ -131,6 +139,14 @@ class AGPPruner:
             "exponent": exponent,
         }
         agp_sparsity(start_step, **self.schedule)  # validates every argument
+        if schedule_fn is not None and not callable(schedule_fn):
+            raise TypeError(f"schedule_fn must be callable like agp_sparsity, got {schedule_fn!r}")
+        if schedule_fn is not None and exponent != 3.0:
+            raise ValueError(
+                f"schedule_fn is the cubic schedule (it takes no exponent), got exponent={exponent}"
+            )
+        if mask_fn is not None and not callable(mask_fn):
+            raise TypeError(f"mask_fn must be callable(tensor, sparsity) -> mask, got {mask_fn!r}")
         check_scope(scope)
         if scores_fn is None:
             check_criterion(criterion)
@@ -138,6 +154,7 @@ class AGPPruner:
             raise TypeError(f"scores_fn must be callable(model) -> scores, got {scores_fn!r}")
         self.names = pruned_names(model, include_embedding=include_embedding, names=names)
         self.scope, self.criterion, self.scores_fn, self.seed = scope, criterion, scores_fn, seed
+        self.mask_fn, self.schedule_fn = mask_fn, schedule_fn
         self.current = 0.0
         self.events: list[tuple[int, float]] = []
 
@@ -148,10 +165,22 @@ class AGPPruner:
             (step - start) % self.schedule["frequency"] == 0 or step == end
         )
 
+    def target(self, step: int) -> float:
+        """The schedule's sparsity at ``step``: :func:`agp_sparsity`, or ``schedule_fn``
+        called as ``schedule_fn(step, initial, final, start_step, end_step, frequency)``
+        (chapter 2's exercise ``agp``), its value checked to lie in [0, 1)."""
+        if self.schedule_fn is None:
+            return agp_sparsity(step, **self.schedule)
+        s = self.schedule
+        value = self.schedule_fn(
+            step, s["initial"], s["final"], s["start_step"], s["end_step"], s["frequency"]
+        )
+        return check_sparsity(value, f"schedule_fn's value at step {step}")
+
     def __call__(self, model: nn.Module, step: int) -> None:
         if not self.is_pruning_step(step):
             return
-        target = agp_sparsity(step, **self.schedule)
+        target = self.target(step)
         if target <= self.current:
             return
         scores = None if self.scores_fn is None else self.scores_fn(model)
@@ -163,6 +192,7 @@ class AGPPruner:
             names=self.names,
             scores=scores,
             seed=self.seed + step,
+            mask_fn=self.mask_fn,
         )
         self.current = target
         self.events.append((step, target))
@@ -239,16 +269,22 @@ def one_shot_pruning(
     include_embedding: bool = False,
     names: Sequence[str] | None = None,
     seed: int = 0,
+    mask_fn: MaskFn | None = None,
     **finetune_options,
 ) -> PruningRun:
-    """Prune once to ``sparsity``, then fine-tune ``epochs`` epochs with the masks kept."""
+    """Prune once to ``sparsity``, then fine-tune ``epochs`` epochs with the masks kept.
+
+    ``mask_fn`` (your ``magnitude_mask``) chooses the pruned weights instead of the
+    course's selection rule (see :func:`~course_utils.pruning.prune`)."""
     epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
     check_scope(scope)
     check_criterion(criterion)
     set_seed(seed)
     names = pruned_names(model, include_embedding=include_embedding, names=names)
     _, valid_loader = training_loaders(data, seed=seed)
-    prune(model, sparsity, criterion=criterion, scope=scope, names=names, seed=seed)
+    prune(
+        model, sparsity, criterion=criterion, scope=scope, names=names, seed=seed, mask_fn=mask_fn
+    )
     row, history = finetune_round(
         model,
         data,
@@ -291,12 +327,14 @@ def iterative_pruning(
     include_embedding: bool = False,
     names: Sequence[str] | None = None,
     seed: int = 0,
+    mask_fn: MaskFn | None = None,
     **finetune_options,
 ) -> PruningRun:
     """Han et al. (2015): prune a little, fine-tune, repeat for ``rounds`` rounds.
 
     Each round removes the same fraction of the weights still alive
-    (:func:`iterative_sparsities`); already-pruned weights stay pruned.
+    (:func:`iterative_sparsities`); already-pruned weights stay pruned. ``mask_fn`` as in
+    :func:`one_shot_pruning`.
     """
     check_scope(scope)
     check_criterion(criterion)
@@ -308,7 +346,15 @@ def iterative_pruning(
     _, valid_loader = training_loaders(data, seed=seed)
     events, histories = Table(), []
     for r, target in enumerate(targets, start=1):
-        prune(model, target, criterion=criterion, scope=scope, names=names, seed=seed + r)
+        prune(
+            model,
+            target,
+            criterion=criterion,
+            scope=scope,
+            names=names,
+            seed=seed + r,
+            mask_fn=mask_fn,
+        )
         row, history = finetune_round(
             model,
             data,
@@ -343,6 +389,8 @@ def agp_pruning(
     names: Sequence[str] | None = None,
     scores_fn: ScoresFn | None = None,
     seed: int = 0,
+    mask_fn: MaskFn | None = None,
+    schedule_fn: ScheduleFn | None = None,
     **finetune_options,
 ) -> PruningRun:
     """Zhu & Gupta (2017): prune gradually while fine-tuning for ``epochs`` epochs.
@@ -351,6 +399,11 @@ def agp_pruning(
     ``frequency`` steps and reaches ``final`` after ``prune_epochs`` epochs (it may be a
     fraction); the remaining epochs fine-tune with frozen masks. The model ends in the
     best validation state among epochs that finished at the final sparsity.
+
+    Your own code can drive it (chapter 2's exercises): ``schedule_fn`` (your ``agp``)
+    gives the target sparsity at each step instead of :func:`agp_sparsity`, and
+    ``mask_fn`` (your ``magnitude_mask``) chooses the pruned weights (see
+    :class:`AGPPruner`).
     """
     epochs, lr = positive_int("epochs", epochs), positive_number("lr", lr)
     prune_epochs = number("prune_epochs", prune_epochs, minimum=0, maximum=epochs, low_open=True)
@@ -371,6 +424,8 @@ def agp_pruning(
         names=names,
         scores_fn=scores_fn,
         seed=seed,
+        mask_fn=mask_fn,
+        schedule_fn=schedule_fn,
     )
     pruner(model, 0)
     extra_after = finetune_options.pop("after_step", None)

@@ -9,7 +9,7 @@ masks on a model is :mod:`course_utils.masking`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -17,12 +17,14 @@ from ..masking import check_sparsity
 
 __all__ = [
     "SCOPES",
+    "MaskFn",
     "check_scope",
     "normalize_scores",
     "select",
     "select_global",
     "select_layerwise",
     "select_per_tensor",
+    "select_with",
 ]
 
 
@@ -97,15 +99,87 @@ def select_global(
     sparsity = check_sparsity(sparsity)
     if normalize:
         scores = normalize_scores(scores)
-    names = list(scores)
-    flat = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
-    keep = _keep_top(flat, _num_to_prune(sparsity, flat.numel()))
+    flat = torch.cat([s.detach().reshape(-1).float() for s in scores.values()])
+    return _split(_keep_top(flat, _num_to_prune(sparsity, flat.numel())), scores)
+
+
+def _split(keep: torch.Tensor, scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut one flat mask over all tensors (in the order of ``scores``) into one per tensor."""
     masks, start = {}, 0
-    for name in names:
-        n = scores[name].numel()
-        masks[name] = keep[start : start + n].reshape(scores[name].shape)
-        start += n
+    for name, s in scores.items():
+        masks[name] = keep[start : start + s.numel()].reshape(s.shape)
+        start += s.numel()
     return masks
+
+
+MaskFn = Callable[[torch.Tensor, float], torch.Tensor]
+"""A one-tensor selection rule: ``mask_fn(tensor, sparsity)`` -> bool mask of the tensor's
+shape, False for the ``round(sparsity * tensor.numel())`` entries of smallest |x|
+(chapter 2's exercise ``magnitude_mask``)."""
+
+
+def _checked_mask(mask, scores: torch.Tensor, sparsity: float, what: str) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask_fn must return a tensor for {what}, got {type(mask).__name__}")
+    if mask.shape != scores.shape:
+        raise ValueError(
+            f"mask_fn returned shape {tuple(mask.shape)} for {what}, expected {tuple(scores.shape)}"
+        )
+    mask = mask.to(device=scores.device).bool()
+    pruned, want = int((~mask).sum()), _num_to_prune(sparsity, scores.numel())
+    if pruned != want:
+        raise ValueError(
+            f"mask_fn pruned {pruned} entries of {what}, expected exactly "
+            f"round({sparsity} * {scores.numel()}) = {want}"
+        )
+    return mask
+
+
+def select_with(
+    mask_fn: MaskFn,
+    scores: Mapping[str, torch.Tensor],
+    sparsity: float | Mapping[str, float],
+    scope: str = "layerwise",
+) -> dict[str, torch.Tensor]:
+    """:func:`select`, with ``mask_fn`` choosing the entries instead of the course's rule.
+
+    ``mask_fn(tensor, sparsity)`` drops the smallest |x| of one tensor (chapter 2's
+    ``magnitude_mask``); scores must not be negative, so that |score| ranks as the score
+    does. ``"layerwise"`` calls it on each tensor; ``"global"`` on all scores flattened
+    into one tensor (one threshold); ``"global_normalized"`` on the same after
+    :func:`normalize_scores`. Scores of ``-inf`` (weights pruned before) are passed as 0,
+    the lowest score. Each mask it returns is checked: the tensor's shape and exactly
+    ``round(sparsity * n)`` entries pruned.
+    """
+    if not callable(mask_fn):
+        raise TypeError(f"mask_fn must be callable(tensor, sparsity) -> mask, got {mask_fn!r}")
+    _check_scores(scores)
+    for name, s in scores.items():
+        if (s < 0).any() and not (s[s < 0] == float("-inf")).all():
+            raise ValueError(f"scores[{name!r}] has negative values: mask_fn ranks by |score|")
+    if isinstance(sparsity, Mapping):
+        unknown = set(sparsity) - set(scores)
+        if unknown:
+            raise ValueError(f"sparsity names tensors that have no scores: {sorted(unknown)}")
+        targets = {n: check_sparsity(sparsity.get(n, 0.0), f"sparsity for {n!r}") for n in scores}
+        scope = "layerwise"
+    else:
+        targets = dict.fromkeys(scores, check_sparsity(sparsity))
+    if check_scope(scope) == "global_normalized":
+        scores = normalize_scores(scores)
+    scores = {
+        n: torch.where(torch.isfinite(s), s.detach().float(), torch.zeros((), device=s.device))
+        for n, s in scores.items()
+    }
+    if scope == "layerwise":
+        return {
+            n: _checked_mask(mask_fn(s, targets[n]), s, targets[n], repr(n))
+            for n, s in scores.items()
+        }
+    flat = torch.cat([s.reshape(-1) for s in scores.values()])
+    return _split(
+        _checked_mask(mask_fn(flat, sparsity), flat, sparsity, "all tensors together"), scores
+    )
 
 
 SCOPES = ("layerwise", "global", "global_normalized")

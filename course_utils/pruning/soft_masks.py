@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ __all__ = [
     "FistaMasks",
     "MaskDict",
     "MaskedStudent",
+    "ProxFn",
     "check_masks",
     "check_teacher",
     "fold_masks",
@@ -187,6 +188,10 @@ def mask_prox_step(y: torch.Tensor, grad: torch.Tensor, lr: float, lam: float) -
     return torch.clamp(soft_threshold(y - lr * grad, lr * lam), min=0.0)
 
 
+ProxFn = Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+"""``prox(y, grad, lr, lam)`` -> the next masks: :func:`mask_prox_step`'s signature."""
+
+
 class FistaMasks:
     """FISTA (Beck & Teboulle 2009) for the masks: a gradient step, then the L1 prox.
 
@@ -210,10 +215,25 @@ class FistaMasks:
     them between steps. :meth:`freeze` ends the search for one key: its zero masks stay
     zero from then on (those units are pruned) and its λ becomes 0, so the survivors
     are no longer pushed down.
+
+    ``prox`` is the proximal step, ``prox(y, grad, lr, lam)``: :func:`mask_prox_step`, or
+    the learner's own (chapter 5's exercise); what it returns is checked (the mask's
+    shape, no negative values).
     """
 
-    def __init__(self, masks: nn.ParameterDict, *, lr: float, lam: float, restart: bool = False):
+    def __init__(
+        self,
+        masks: nn.ParameterDict,
+        *,
+        lr: float,
+        lam: float,
+        restart: bool = False,
+        prox: ProxFn | None = None,
+    ):
         lr, lam = positive_number("lr", lr), non_negative_number("lam", lam)
+        if prox is not None and not callable(prox):
+            raise TypeError(f"prox must be callable(y, grad, lr, lam) -> mask, got {prox!r}")
+        self.prox = prox or mask_prox_step
         self.params, self.lr, self.lam, self.restart = masks, lr, lam, restart
         self.lams = dict.fromkeys(masks.keys(), float(lam))
         self.current = {k: p.detach().clone() for k, p in masks.items()}
@@ -232,7 +252,7 @@ class FistaMasks:
         against = 0.0
         for k, p in self.params.items():
             y = p.detach()
-            new = mask_prox_step(y, grads[k], self.lr, self.lams[k])
+            new = self._prox(y, grads[k], self.lams[k])
             if k in self.support:
                 new = new * self.support[k]
             against += float(((y - new) * (new - self.current[k])).sum())
@@ -246,6 +266,17 @@ class FistaMasks:
             if k in self.support:
                 p.mul_(self.support[k])
         self.steps += 1
+
+    def _prox(self, y: torch.Tensor, grad: torch.Tensor, lam: float) -> torch.Tensor:
+        if self.prox is mask_prox_step:
+            return mask_prox_step(y, grad, self.lr, lam)
+        new = self.prox(y.clone(), grad.clone(), self.lr, lam)
+        if not isinstance(new, torch.Tensor) or new.shape != y.shape:
+            got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+            raise ValueError(f"prox returned {got}, expected a tensor of shape {tuple(y.shape)}")
+        if (new < 0).any():
+            raise ValueError("prox returned a negative mask: masks must stay >= 0")
+        return new.detach().to(y.dtype)
 
     @torch.no_grad()
     def freeze(self, key: str) -> None:
