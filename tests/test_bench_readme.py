@@ -189,3 +189,29 @@ def test_the_verdict_grid_gives_one_row_per_question_with_every_budget():
             "—",
         ]
     ]
+
+
+def test_the_sparse_path_row_reads_every_thread_count_at_95_percent_and_batch_64():
+    def row(threads, speedup):
+        return {
+            "threads": threads,
+            "sparsity": 0.95,
+            "batch": 64,
+            "sparse speed-up": speedup,
+            "structured units": 15,
+            "structured speed-up": 7.25,
+        }
+
+    other = dict(row(1, 9.0), batch=1)  # another batch size: not read
+    got = readme.rows(report(sec_06b_sparse={"rows": [row(1, 1.41), row(2, 0.72), other]}))
+    assert got == [
+        [
+            "6",
+            "sparse path, 95 % sparse, batch 64: >= 1.5x over dense masked",
+            "1 thread(s): 1.41x (structured, 15 units: 7.2x); "
+            "2 thread(s): 0.72x (structured, 15 units: 7.2x)",
+            "**not met**",
+        ]
+    ]
+    met = readme.rows(report(sec_06b_sparse={"rows": [row(1, 1.6), row(2, 1.5)]}))
+    assert met[0][3] == "met"

@@ -387,7 +387,7 @@ def test_cycle_check_reports_a_cycle_between_folders(package_copy):
     found = new_messages(folder_cycles, package_copy, edit)
     assert len(found) == 1 and found[0].startswith("deploy -> experiments -> deploy"), found
     assert "`from ..experiments import baseline`" in found[0]
-    assert "`from ..deploy import compress`" in found[0]
+    assert "`from ..deploy" in found[0]  # an experiments -> deploy import (there are several)
 
 
 def test_all_check_reports_a_missing_all_and_a_missing_name(package_copy):

@@ -2,11 +2,12 @@
 
 ``compress`` (dense, CSR, bitmask, int8 and gzip storage of a pruned model, with exact
 byte counts), ``export`` (``torch.export`` of the classifier with padded inputs, and
-safe loading of an exported file) and ``robustness`` (accuracy under typos and dropped
-words). The names of ``export`` are also available here: ``deploy.export_classifier``.
+safe loading of an exported file), ``robustness`` (accuracy under typos and dropped
+words) and ``sparse`` (the recurrence on CSR weights: unstructured zeros that save time).
+The names of ``export`` are also available here: ``deploy.export_classifier``.
 """
 
-from . import compress, export, robustness
+from . import compress, export, robustness, sparse
 from .export import (
     MAX_EXPORT_BYTES,
     ExportError,
@@ -26,6 +27,7 @@ __all__ = [
     "compress",
     "export",
     "robustness",
+    "sparse",
     "ExportError",
     "InferenceClassifier",
     "MAX_EXPORT_BYTES",

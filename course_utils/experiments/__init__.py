@@ -5,9 +5,18 @@ there imports from here. ``baseline`` (chapter 1: train once, cache, reload),
 ``methods`` (the one registry of pruning methods, by name), ``comparison`` (chapter 3:
 criteria over seeds and sparsities), ``gan_comparison`` (chapter 5: pruning to a
 hidden-unit budget, GAL against its controls), ``unit_grid`` (chapters 4 and 5's verdict
-grid: budgets × seeds, paired verdicts) and ``zoo`` (chapter 6: every method's pruned
-model, cached). A learner reads the algorithms; these files are how the
-chapters and the benchmark run them many times.
+grid: budgets × seeds, paired verdicts), ``zoo`` (chapter 6: every method's pruned
+model, cached) and ``sparse_speed`` (chapter 6: when the sparse path beats dense). A
+learner reads the algorithms; these files are how the chapters and the benchmark run them
+many times.
 """
 
-__all__ = ["baseline", "comparison", "gan_comparison", "methods", "unit_grid", "zoo"]
+__all__ = [
+    "baseline",
+    "comparison",
+    "gan_comparison",
+    "methods",
+    "sparse_speed",
+    "unit_grid",
+    "zoo",
+]

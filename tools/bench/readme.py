@@ -135,6 +135,20 @@ def _chapter_6(r: dict) -> list[tuple]:
     ]
 
 
+def _sparse_path(r: dict) -> list[tuple]:
+    """The sparse path's aim (1.5x at 95 % and batch 64), at every thread count measured."""
+    at = [x for x in r["rows"] if x["sparsity"] == 0.95 and x["batch"] == 64]
+    if not at:
+        return []
+    measured = "; ".join(
+        f"{x['threads']} thread(s): {x['sparse speed-up']:.2f}x "
+        f"(structured, {x['structured units']} units: {x['structured speed-up']:.1f}x)"
+        for x in at
+    )
+    ok = all(x["sparse speed-up"] >= 1.5 for x in at)
+    return [("6", "sparse path, 95 % sparse, batch 64: >= 1.5x over dense masked", measured, ok)]
+
+
 def _notebooks(r: dict) -> list[tuple]:
     out = []
     for name, seconds in r.items():
@@ -157,6 +171,7 @@ SECTION_ROWS = {
     "sec_05b_data_free": _chapter_5b,
     "sec_05c_unit_grid": _verdict_grid,
     "sec_06_deploy": _chapter_6,
+    "sec_06b_sparse": _sparse_path,
     "sec_99_notebooks": _notebooks,
 }
 """The README rows of each benchmark section, in the order the table shows them."""
