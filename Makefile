@@ -19,7 +19,10 @@ BIN     := $(VENV)/bin
 PY      := $(BIN)/python
 PIP     := $(PY) -m pip
 # CPU wheels of torch are ~200 MB; the default Linux wheel pulls several GB of CUDA.
-# Set TORCH_INDEX= (empty) to let pip choose, or TORCH_SPEC to a version or a wheel file.
+# TORCH_INDEX is added as an *extra* index, so the index you configured (PIP_INDEX_URL,
+# pip.conf, a mirror) stays in use, and only when it answers within 5 s
+# (tools/torch_index.py). Set TORCH_INDEX= (empty) to let pip choose, or TORCH_SPEC to a
+# version or a wheel file.
 TORCH_SPEC  ?= torch>=2.4
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PORT    ?= 8888
@@ -46,7 +49,7 @@ $(PY):
 
 $(VENV)/.torch: | $(PY)
 	$(PY) -c 'import torch' 2>/dev/null || \
-	  $(PIP) install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple) || \
+	  $(PIP) install "$(TORCH_SPEC)" $$($(PY) tools/torch_index.py "$(TORCH_INDEX)") || \
 	  $(PIP) install "$(TORCH_SPEC)"
 	touch $@
 
