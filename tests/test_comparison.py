@@ -33,9 +33,9 @@ def tiny_baseline(tmp_path_factory):
 def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline, monkeypatch):
     before = copy.deepcopy(tiny_baseline.model.state_dict())
     measured = []  # (masks, accuracy counted by hand) of each model the test split scores
-    original = comparison.evaluate
+    original = comparison.predict
 
-    def evaluate_and_record(model, loader, *args, **kwargs):
+    def predict_and_record(model, loader, *args, **kwargs):
         assert loader.dataset is tiny_baseline.datasets["test"]
         correct = count = 0
         was_training = model.training
@@ -49,7 +49,7 @@ def test_compare_criteria_gives_every_criterion_the_same_budget(tiny_baseline, m
         measured.append((masks, correct / count))
         return original(model, loader, *args, **kwargs)
 
-    monkeypatch.setattr(comparison, "evaluate", evaluate_and_record)
+    monkeypatch.setattr(comparison, "predict", predict_and_record)
     budget = FineTuneBudget(epochs=1, frequency=2)
     result = compare_criteria(tiny_baseline, sparsities=(0.5, 0.9), budget=budget, progress=False)
     monkeypatch.undo()

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..models import RNNClassifier
+from ..pruning.magnitude import pruned_sparsity
 
 __all__ = ["SparseRNN", "recurrent_density"]
 
@@ -52,9 +53,8 @@ def _csr32(weight: torch.Tensor) -> torch.Tensor:
 
 def recurrent_density(model: RNNClassifier) -> float:
     """Fraction of non-zero weights over every ``weight_ih`` and ``weight_hh`` of the RNN."""
-    weights = [p for n, p in model.rnn.named_parameters() if n.startswith("weight_")]
-    total = sum(p.numel() for p in weights)
-    return sum(int((p != 0).sum()) for p in weights) / total
+    names = [f"rnn.{n}" for n, _ in model.rnn.named_parameters() if n.startswith("weight_")]
+    return 1.0 - pruned_sparsity(model, names)
 
 
 class SparseRNN(nn.Module):

@@ -47,7 +47,7 @@ from ..seeding import keeps_global_rng
 from ..train import TrainingData, evaluate, first_batches
 from .baseline import Baseline
 from .comparison import compare_medians
-from .methods import METHODS, get_method, method_names
+from .methods import METHODS, get_method, method_names, simplest_not_behind
 
 __all__ = [
     "UNIT_METHODS",
@@ -456,20 +456,21 @@ def simplest_sufficient(rows: Sequence[dict], metric: str = "test_accuracy") -> 
         raise ValueError("rows is empty: run compare_unit_pruning first")
     values = {m: [r[metric] for r in rows if r["method"] == m] for m in methods}
     medians = {m: statistics.median(v) for m, v in values.items()}
-    best = max(methods, key=lambda m: medians[m])
     seeds = min(len(v) for v in values.values())
-    verdicts = {
-        m: compare_medians(rows, m, best, metric=metric, by="method")[0]["verdict"]
-        for m in methods
-        if m != best
-    }
-    enough = [best] + [m for m, v in verdicts.items() if v != "worse"]
-    simplest = min(enough, key=lambda m: (METHODS[m].effort, methods.index(m)))
+    verdicts: dict[str, str] = {}
+
+    def clearly_behind(m: str, best: str) -> bool:
+        verdicts[m] = compare_medians(rows, m, best, metric=metric, by="method")[0]["verdict"]
+        return verdicts[m] == "worse"
+
+    best, behind, simplest = simplest_not_behind(
+        medians, clearly_behind, lambda m: METHODS[m].effort
+    )
+    enough = [best] + [m for m in verdicts if m not in behind]
 
     def named(m: str) -> str:
         return f"{METHODS[m].label} {100 * medians[m]:.1f} %"
 
-    behind = [m for m, v in verdicts.items() if v == "worse"]
     if seeds < 2:
         verdict = "one seed"
         sentence = (

@@ -18,10 +18,10 @@ one thing everywhere:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "METHODS", "Method", "get_method", "method_names"]
+__all__ = ["KINDS", "METHODS", "Method", "get_method", "method_names", "simplest_not_behind"]
 
 KINDS = ("unstructured", "structured")
 
@@ -185,3 +185,25 @@ def get_method(name: str, among: Sequence[str] | None = None) -> Method:
     if name not in choices or name not in METHODS:
         raise ValueError(f"unknown method={name!r}; choose from {choices}")
     return METHODS[name]
+
+
+def simplest_not_behind(
+    medians: Mapping[str, float],
+    clearly_behind: Callable[[str, str], bool],
+    effort: Callable[[str], int],
+) -> tuple[str, list[str], str]:
+    """The "simplest sufficient" step of every method verdict: ``(best, behind, simplest)``.
+
+    ``best`` has the highest median; ``behind`` lists, in the order of ``medians``, the
+    methods ``m`` for which ``clearly_behind(m, best)``; ``simplest`` is, among the others
+    (``best`` included), the one of least ``effort(m)`` (ties: the first in order). How
+    "clearly behind" is decided is the caller's rule (medians and seed ranges, or a paired
+    bootstrap).
+    """
+    order = list(medians)
+    if not order:
+        raise ValueError("medians is empty: no methods to choose from")
+    best = max(order, key=lambda m: medians[m])
+    behind = [m for m in order if m != best and clearly_behind(m, best)]
+    simplest = min((m for m in order if m not in behind), key=lambda m: (effort(m), order.index(m)))
+    return best, behind, simplest

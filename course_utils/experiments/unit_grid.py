@@ -40,7 +40,7 @@ from ..train import evaluate
 from ..verdicts import paired_seeds
 from .baseline import Baseline, get_baseline
 from .gan_comparison import UnitBudget, compare_unit_pruning
-from .methods import METHODS
+from .methods import METHODS, simplest_not_behind
 
 __all__ = [
     "CHAPTER_4",
@@ -427,14 +427,11 @@ def choice(rows: Sequence[dict], metric: str = "test_accuracy") -> Table:
         if not pruning:
             continue
         medians = {m: statistics.median(v.values()) for m, v in scores.items()}
-        best = max(pruning, key=lambda m: medians[m])
-        behind = [
-            m
-            for m in pruning
-            if m != best and paired_seeds(scores[m], scores[best]).verdict == "worse"
-        ]
-        enough = [m for m in pruning if m not in behind]
-        simplest = min(enough, key=lambda m: (_effort(m), pruning.index(m)))
+        best, behind, simplest = simplest_not_behind(
+            {m: medians[m] for m in pruning},
+            lambda m, best, s=scores: paired_seeds(s[m], s[best]).verdict == "worse",
+            _effort,
+        )
         line = {
             "units": u,
             "best": best,

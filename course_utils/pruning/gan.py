@@ -511,12 +511,9 @@ def discriminator_step(
     classes = t_logits.shape[1]
     d_real = disc(instance_noise(real, config, classes))
     d_fake = disc(instance_noise(fake, config, classes))
-    if loss_fn is None:
-        d_loss = discriminator_loss(d_real, d_fake, config.label_smoothing)
-    else:
-        d_loss = loss_fn(d_real, d_fake, config.label_smoothing)
-        if not isinstance(d_loss, torch.Tensor) or d_loss.dim() != 0:
-            raise ValueError("the discriminator loss_fn must return a scalar tensor")
+    d_loss = (loss_fn or discriminator_loss)(d_real, d_fake, config.label_smoothing)
+    if not isinstance(d_loss, torch.Tensor) or d_loss.dim() != 0:
+        raise ValueError("the discriminator loss_fn must return a scalar tensor")
     _check_finite("discriminator", d_loss)
     optimizer.zero_grad(set_to_none=True)
     d_loss.backward()

@@ -268,9 +268,7 @@ class FistaMasks:
         self.steps += 1
 
     def _prox(self, y: torch.Tensor, grad: torch.Tensor, lam: float) -> torch.Tensor:
-        if self.prox is mask_prox_step:
-            return mask_prox_step(y, grad, self.lr, lam)
-        new = self.prox(y.clone(), grad.clone(), self.lr, lam)
+        new = self.prox(y.clone(), grad.clone(), self.lr, lam)  # copies: y is the masks
         if not isinstance(new, torch.Tensor) or new.shape != y.shape:
             got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
             raise ValueError(f"prox returned {got}, expected a tensor of shape {tuple(y.shape)}")
