@@ -1,10 +1,15 @@
 """Small builders and assertions shared by several test modules."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 from hypothesis import strategies as st
-from notebook_tools import SOLUTION_TAG, cell_source
+from notebook_tools import cell_source, is_solution
 
 from course_utils.models import CELLS, POOLINGS, RNNClassifier
 from course_utils.pruning import get_masks, prune, remove_masks
@@ -98,11 +103,6 @@ def code_cells(nb: dict) -> list[dict]:
     return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def is_solution(cell: dict) -> bool:
-    """True for a cell that holds an exercise's reference solution."""
-    return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
-
-
 def solutions_and_checks(nb: dict) -> list[tuple[dict, dict]]:
     """``(solution cell, check cell)`` for every exercise: the check is the first code cell
     after the solution that calls an ``exercises.check_*`` function."""
@@ -112,3 +112,53 @@ def solutions_and_checks(nb: dict) -> list[tuple[dict, dict]]:
         for i, cell in enumerate(cells)
         if is_solution(cell)
     ]
+
+
+def nbgrader_course(root: Path, assignment: str, notebooks: list[Path]) -> dict[str, str]:
+    """An nbgrader course directory at ``root``: the ``notebooks`` as
+    ``source/<assignment>/``, and ``nbgrader_config.py``. Returns the environment to run
+    ``nbgrader`` in, with a Jupyter set-up of its own beside ``root`` (config, data, and a
+    ``python3`` kernel that runs this Python), so no user-level setting or kernel counts,
+    and the chapters in fast mode."""
+    source = root / "source" / assignment
+    source.mkdir(parents=True)
+    for path in notebooks:
+        shutil.copyfile(path, source / path.name)
+    (root / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.root = {str(root)!r}\nc.Execute.timeout = 1200\n",
+        encoding="utf-8",
+    )
+    jupyter = root.parent / f"{root.name}-jupyter"
+    kernel = jupyter / "path" / "kernels" / "python3"
+    kernel.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": "Python 3", "language": "python"}
+    (kernel / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env.update(
+        # nbgrader runs `alembic` for its gradebook: the one installed beside this Python
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        JUPYTER_CONFIG_DIR=str(jupyter / "config"),
+        JUPYTER_DATA_DIR=str(jupyter / "data"),
+        JUPYTER_PATH=str(jupyter / "path"),
+        COURSE_FAST="1",
+        COURSE_PROGRESS="0",
+    )
+    return env
+
+
+def run_nbgrader(root: Path, env: dict[str, str], *args: str, timeout: float) -> str:
+    """``nbgrader ARGS`` in the course directory ``root``; its output, once it succeeded."""
+    nbgrader = Path(sys.executable).with_name("nbgrader")
+    done = subprocess.run(
+        [str(nbgrader), *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{output[-3000:]}"
+    return output

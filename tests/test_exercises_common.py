@@ -94,7 +94,7 @@ def test_the_package_exports_every_chapters_checks_and_nothing_it_lacks():
     from course_utils.exercises import ch1, ch2, ch3, ch4, ch5, ch6, common
 
     chapters = {name for module in (ch1, ch2, ch3, ch4, ch5, ch6) for name in module.__all__}
-    shared = {"CheckResult", "Choice", "yours_or_reference"}
+    shared = {"CheckResult", "Choice", "assert_passes", "yours_or_reference"}
     assert set(exercises.__all__) == chapters | shared and shared <= set(common.__all__)
     assert all(getattr(exercises, name) is not None for name in exercises.__all__)
 
@@ -108,3 +108,26 @@ def test_every_exercises_name_a_notebook_uses_is_exported():
     for path in NOTEBOOKS:
         used |= set(re.findall(r"\bexercises\.(\w+)", path.read_text(encoding="utf-8")))
     assert used and used <= set(exercises.__all__), sorted(used - set(exercises.__all__))
+
+
+def test_assert_passes_is_silent_for_a_solved_exercise_and_says_why_otherwise():
+    """The hidden test of every check cell (what nbgrader's autograder scores)."""
+    assert exercises.assert_passes(prox, exercises.check_mask_prox_step) is None
+    with pytest.raises(AssertionError, match=r"^\[NOT YET\] .*not implemented yet"):
+        exercises.assert_passes(mask_prox_step, exercises.check_mask_prox_step)
+    with pytest.raises(TypeError, match="check must be an exercise check"):
+        exercises.assert_passes(prox, None)
+
+
+def test_assert_passes_leaves_the_global_random_state_as_it_was():
+    """The visible check after it must compute what it did before the hidden test ran
+    (this check seeds torch's global generator for its small models)."""
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    check, reference = exercises.check_group_shrink, exercises.reference_group_shrink
+    exercises.assert_passes(reference, check)
+    with pytest.raises(AssertionError):
+        exercises.assert_passes(lambda weight, threshold: weight, check)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    check(reference)
+    assert not torch.equal(torch.random.get_rng_state(), before), "the check itself does"

@@ -13,6 +13,7 @@ from notebook_tools import (
     hygiene_problems,
     make_student_notebook,
     read_notebook,
+    strip_hidden_tests,
     stub_solution,
     write_student_copies,
 )
@@ -86,9 +87,17 @@ def test_check_accepts_the_reference_answer(setup, solution, check):
 
 @pytest.mark.parametrize(("setup", "solution", "check"), ALL_EXERCISES)
 def test_check_rejects_the_student_stub(setup, solution, check):
-    result = run_check(setup, stub_solution(solution), check)
+    result = run_check(setup, stub_solution(solution), strip_hidden_tests(check))
     assert isinstance(result, exercises.CheckResult) and not result.passed
     assert "not implemented yet" in result.message
+
+
+@pytest.mark.parametrize(("setup", "solution", "check"), ALL_EXERCISES)
+def test_the_autograders_hidden_test_fails_on_the_student_stub(setup, solution, check):
+    """nbgrader's autograder restores the hidden test: the check cell errs, scoring 0."""
+    assert strip_hidden_tests(check) != check, "the check cell has no hidden test"
+    with pytest.raises(AssertionError, match=r"^\[NOT YET\] .*not implemented yet"):
+        run_check(setup, stub_solution(solution), check)
 
 
 def test_checks_reject_wrong_answers():
@@ -101,15 +110,40 @@ def test_checks_reject_wrong_answers():
 
 
 def test_stub_keeps_signature_and_docstring():
-    source = 'def f(x, y=2):\n    """Doc."""\n    z = x + y\n    return z\n\nresult = f(1)\n'
+    source = (
+        'def f(x, y=2):\n    """Doc."""\n    ### BEGIN SOLUTION\n    z = x + y\n    return z\n'
+        "    ### END SOLUTION\n\nresult = f(1)\n"
+    )
     stubbed = stub_solution(source)
-    assert 'def f(x, y=2):\n    """Doc."""\n' in stubbed and "raise NotImplementedError" in stubbed
-    assert "z = x + y" not in stubbed and "result = f(1)" in stubbed
+    assert stubbed == (
+        'def f(x, y=2):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError()\n'
+        "\nresult = f(1)\n"
+    ), "the marked region becomes nbgrader's stub, indented as the marker"
     namespace = {}
     exec(stubbed.replace("result = f(1)", ""), namespace)
     with pytest.raises(NotImplementedError):
         namespace["f"](1)
-    assert stub_solution("x = 1\n").startswith("# TODO")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = 1\n",
+        "### BEGIN SOLUTION\nx = 1\n",
+        "### END SOLUTION\nx = 1\n",
+        "### BEGIN SOLUTION\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n",
+    ],
+    ids=["no-markers", "no-end", "no-begin", "nested"],
+)
+def test_stub_refuses_a_solution_without_balanced_markers(source):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        stub_solution(source)
+
+
+def test_hidden_tests_are_dropped_and_the_rest_kept():
+    check = "# NBVAL_CHECK_OUTPUT\n### BEGIN HIDDEN TESTS\nassert f()\n### END HIDDEN TESTS\nf()"
+    assert strip_hidden_tests(check) == "# NBVAL_CHECK_OUTPUT\nf()"
+    assert strip_hidden_tests("f()\n") == "f()\n"
 
 
 def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
@@ -121,9 +155,9 @@ def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
         assert all(not c["outputs"] and c["execution_count"] is None for c in code_cells(student))
         for before, after in zip(code_cells(original), code_cells(student), strict=True):
             if is_solution(before):
-                assert "raise NotImplementedError" in cell_source(after)
+                assert "raise NotImplementedError()" in cell_source(after)
             else:
-                assert cell_source(after) == cell_source(before)
+                assert cell_source(after) == strip_hidden_tests(cell_source(before))
 
 
 def solution_functions(nb) -> set[str]:

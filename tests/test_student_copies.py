@@ -16,6 +16,7 @@ from notebook_tools import (
     main,
     make_student_notebook,
     read_notebook,
+    reference_answer,
     solution_toggle_cell,
     write_learner_copies,
     write_solutions,
@@ -37,7 +38,7 @@ def is_toggle(cell: dict) -> bool:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_self_paced_copy_has_a_collapsed_solution_after_each_exercise(path):
     original = read_notebook(path)
-    references = [cell_source(c) for c in original["cells"] if is_solution(c)]
+    references = [reference_answer(cell_source(c)) for c in original["cells"] if is_solution(c)]
     assert references, "the chapter has no exercise"
     self_paced = make_student_notebook(original, inline_solutions=True)
     cells = self_paced["cells"]
@@ -47,7 +48,7 @@ def test_self_paced_copy_has_a_collapsed_solution_after_each_exercise(path):
         assert "raise NotImplementedError" in cell_source(cells[i - 1]), "toggle not after stub"
         text = cell_source(cells[i])
         assert text.startswith("<details>\n<summary>") and "<details open" not in text
-        assert TOGGLE_SUMMARY in text
+        assert TOGGLE_SUMMARY in text and "### " not in text, "no nbgrader marker in the answer"
         assert toggle_code(cells[i]) == reference.rstrip()
 
 
@@ -92,15 +93,15 @@ def test_make_student_rejects_unknown_options(tmp_path, extra):
     assert main(["student", str(ROOT / "notebooks"), str(tmp_path), *extra]) == 2
 
 
-def test_classroom_copies_keep_no_reference_answer(tmp_path):
+def test_classroom_copies_keep_no_reference_answer_and_no_hidden_test(tmp_path):
     for path in write_student_copies(ROOT / "notebooks", tmp_path):
         text = path.read_text(encoding="utf-8")
-        for cell in read_notebook(path)["cells"]:
-            assert not is_solution(cell)
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "assert_passes"):
+            assert marker not in text, f"{path.name} still holds {marker!r}"
         original = read_notebook(ROOT / "notebooks" / path.name)
         for cell in original["cells"]:
             if is_solution(cell):
-                body = cell_source(cell).splitlines()[-1].strip()
+                body = reference_answer(cell_source(cell)).splitlines()[-1].strip()
                 assert body not in text, f"{path.name} still holds {body!r}"
 
 

@@ -6,10 +6,13 @@ Used by ``make student``, ``make lab`` and by the tests::
     python tools/notebook_tools.py learner SRC DST
 
 
-A code cell tagged ``solution`` holds a reference answer: in the student copy, the body
-of every function it defines becomes ``raise NotImplementedError`` (docstring kept); a
-solution cell without a function is replaced by a TODO comment. ``--solutions`` also
-writes the full notebooks (reference answers and the committed outputs);
+The chapter notebooks are nbgrader source notebooks (docs/INSTRUCTOR.md, *Grading with
+nbgrader*); this file makes the same student copy as ``nbgrader generate_assignment``
+without needing nbgrader. In a solution cell (``metadata.nbgrader.solution``) each region
+from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` becomes ``# YOUR CODE HERE`` and
+``raise NotImplementedError()``, indented as the marker; in every code cell the lines
+from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` are dropped. ``--solutions``
+also writes the full notebooks (reference answers and the committed outputs);
 ``--self-paced`` writes student copies in which a collapsed "Show a solution" cell
 follows each exercise, for learners working on their own. ``learner`` writes the
 self-paced copy of every chapter that DST does not hold yet (``make lab`` opens DST,
@@ -19,14 +22,14 @@ overwritten.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import sys
 from pathlib import Path
 
-SOLUTION_TAG = "solution"
-STUB = "raise NotImplementedError"
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # nbgrader's stub for Python
 TOGGLE_TAG = "solution-toggle"
 TOGGLE_SUMMARY = "Show a solution"
 
@@ -40,6 +43,11 @@ def cell_source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+def is_solution(cell: dict) -> bool:
+    """True for the cell of an exercise: nbgrader's ``solution`` flag in its metadata."""
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
 def _split_lines(text: str) -> list[str]:
     lines = text.splitlines(keepends=True)
     if lines:
@@ -47,33 +55,45 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
+def _replace_regions(source: str, begin: str, end: str, stub: tuple[str, ...]) -> str:
+    """``source`` with each region from a ``begin`` line to an ``end`` line, both
+    included, replaced by the ``stub`` lines indented as the ``begin`` line."""
+    out, inside = [], False
+    for number, line in enumerate(source.splitlines(), 1):
+        marker = line.strip()
+        if marker == begin:
+            if inside:
+                raise ValueError(f"line {number}: {begin!r} inside another region")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [indent + s for s in stub]
+        elif marker == end:
+            if not inside:
+                raise ValueError(f"line {number}: {end!r} without {begin!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{begin!r} without {end!r}")
+    return "\n".join(out) + ("\n" if source.endswith("\n") else "")
+
+
 def stub_solution(source: str) -> str:
-    """Replace every function body in ``source`` by ``raise NotImplementedError``."""
-    tree = ast.parse(source)
-    lines = source.splitlines()
-    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    top = [
-        f
-        for f in functions
-        if not any(
-            o is not f and o.lineno <= f.lineno and f.end_lineno <= o.end_lineno for o in functions
-        )
-    ]
-    if not top:
-        return "# TODO: write your answer here (the reference answer is in the solutions copy)\n"
-    for func in sorted(top, key=lambda f: f.lineno, reverse=True):
-        body = func.body
-        keep_doc = (
-            isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        )
-        first = body[1] if keep_doc and len(body) > 1 else (None if keep_doc else body[0])
-        indent = " " * (body[0].col_offset)
-        start = (first.lineno - 1) if first is not None else func.end_lineno
-        end = func.end_lineno
-        lines[start:end] = [f"{indent}# TODO: your code here", f"{indent}{STUB}"]
-    return "\n".join(lines) + "\n"
+    """What the student gets for a solution cell: each marked region replaced by the stub."""
+    if BEGIN_SOLUTION not in source:
+        raise ValueError(f"a solution cell without {BEGIN_SOLUTION!r}: {source[:60]!r}")
+    return _replace_regions(source, BEGIN_SOLUTION, END_SOLUTION, STUB)
+
+
+def strip_hidden_tests(source: str) -> str:
+    """``source`` without its hidden tests (which nbgrader's autograder puts back)."""
+    return _replace_regions(source, BEGIN_HIDDEN, END_HIDDEN, ())
+
+
+def reference_answer(source: str) -> str:
+    """A solution cell as the learner would write it: the code without the markers."""
+    lines = source.splitlines(keepends=True)
+    return "".join(ln for ln in lines if ln.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
 
 
 def solution_toggle_cell(source: str) -> dict:
@@ -93,7 +113,7 @@ def solution_toggle_cell(source: str) -> dict:
 
 
 def make_student_notebook(nb: dict, *, inline_solutions: bool = False) -> dict:
-    """A copy of ``nb`` with solutions stubbed and every output cleared.
+    """A copy of ``nb`` with solutions stubbed, hidden tests dropped, outputs cleared.
 
     With ``inline_solutions=True`` each stubbed cell is followed by a collapsed markdown
     cell holding the reference answer (see ``solution_toggle_cell``).
@@ -104,12 +124,13 @@ def make_student_notebook(nb: dict, *, inline_solutions: bool = False) -> dict:
         cells.append(cell)
         if cell["cell_type"] != "code":
             continue
-        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            reference = cell_source(cell)
-            cell["source"] = _split_lines(stub_solution(reference))
-            cell["metadata"]["tags"] = [t for t in cell["metadata"]["tags"] if t != SOLUTION_TAG]
+        source = cell_source(cell)
+        if not is_solution(cell):
+            cell["source"] = _split_lines(strip_hidden_tests(source))
+        else:
+            cell["source"] = _split_lines(stub_solution(source))
             if inline_solutions:
-                toggle = solution_toggle_cell(reference)
+                toggle = solution_toggle_cell(reference_answer(source))
                 if "id" in cell:
                     toggle["id"] = f"{cell['id']}-solution"[:64]
                 cells.append(toggle)

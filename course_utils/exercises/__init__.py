@@ -8,6 +8,7 @@ so student notebooks run top to bottom. One module per chapter: ``ch1.py``, ``ch
 A demo cell that calls a learner's function takes it from :func:`yours_or_reference`:
 the learner's own once it passes its check, the course's reference (``reference_*`` here,
 or the package function) with a one-line ``[USING REFERENCE]`` note until then.
+:func:`assert_passes` is the hidden test nbgrader's autograder runs in each check cell.
 """
 
 from .ch1 import check_frequent_words, check_masked_mean, check_rnn_parameter_count
@@ -41,11 +42,12 @@ from .ch5 import (
     reference_mask_outgoing,
 )
 from .ch6 import check_bitmask_bytes, check_compression_ratio, check_csr_encode, reference_csr
-from .common import CheckResult, Choice, yours_or_reference
+from .common import CheckResult, Choice, assert_passes, yours_or_reference
 
 __all__ = [
     "CheckResult",
     "Choice",
+    "assert_passes",
     "check_agp_sparsity",
     "check_bitmask_bytes",
     "check_compression_ratio",

@@ -1,9 +1,11 @@
-"""What every exercise check shares: the result type, the runner, and the choice a demo
-cell makes between the learner's function and the course's reference.
+"""What every exercise check shares: the result type, the runner, the choice a demo
+cell makes between the learner's function and the course's reference, and the assertion
+nbgrader's autograder runs.
 
 Used by every chapter's checks (introduced in chapter 1); :func:`yours_or_reference`
 first appears in chapter 4, where a demo cell runs on the learner's ``group_shrink``
-once it passes its check, and on the reference until then.
+once it passes its check, and on the reference until then. :func:`assert_passes` is the
+hidden test of every check cell (docs/INSTRUCTOR.md, *Grading with nbgrader*).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "CheckResult",
     "Choice",
     "assert_close",
+    "assert_passes",
     "run_checks",
     "yours_or_reference",
 ]
@@ -88,6 +91,36 @@ def _full_name(fn: Callable) -> str:
     return f"{module}.{name}" if module else name
 
 
+def _check_aside(yours: Callable, check: Callable[[Callable], CheckResult]) -> CheckResult:
+    """``check(yours)`` with the global torch random state saved and restored."""
+    if not callable(check):
+        raise TypeError(
+            "check must be an exercise check such as exercises.check_group_shrink, "
+            f"got {type(check).__name__}"
+        )
+    with torch.random.fork_rng(devices=[]):
+        result = check(yours)
+    if not isinstance(result, CheckResult):
+        raise TypeError(
+            "check must return a CheckResult (an exercises.check_* function), "
+            f"got {type(result).__name__} from {_full_name(check)}"
+        )
+    return result
+
+
+def assert_passes(yours: Callable, check: Callable[[Callable], CheckResult]) -> None:
+    """Raise ``AssertionError`` with the check's line unless ``yours`` passes ``check``.
+
+    The hidden test of a check cell, which nbgrader's autograder restores: the cell errs,
+    and scores 0, until the exercise is solved. The check runs with the global torch
+    random state saved and restored, so the visible check after it computes and prints
+    what it would without it.
+    """
+    result = _check_aside(yours, check)
+    if not result.passed:
+        raise AssertionError(repr(result))
+
+
 def yours_or_reference(
     yours: Callable, check: Callable[[Callable], CheckResult], reference: Callable
 ) -> Choice:
@@ -105,22 +138,11 @@ def yours_or_reference(
         if note:
             print(note)
     """
-    if not callable(check):
-        raise TypeError(
-            "check must be an exercise check such as exercises.check_group_shrink, "
-            f"got {type(check).__name__}"
-        )
     if not callable(reference):
         raise TypeError(
             f"reference must be the course's function (a callable), got {type(reference).__name__}"
         )
-    with torch.random.fork_rng(devices=[]):
-        result = check(yours)
-    if not isinstance(result, CheckResult):
-        raise TypeError(
-            "check must return a CheckResult (an exercises.check_* function), "
-            f"got {type(result).__name__} from {_full_name(check)}"
-        )
+    result = _check_aside(yours, check)
     if result.passed:
         return Choice(yours, "")
     name = getattr(yours, "__name__", None) or "function"

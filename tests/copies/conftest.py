@@ -1,4 +1,5 @@
-"""tests/copies: the student and self-paced copies, executed top to bottom.
+"""tests/copies: the student and self-paced copies, executed top to bottom, and nbgrader's
+autograde of a chapter, solved and unsolved (test_autograde.py).
 
 Run by ``make copies`` (and so by ``make test`` and CI), which sets ``COURSE_COPIES=1``.
 Without it these modules are not even collected, so a plain ``pytest tests`` (``make
