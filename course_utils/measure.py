@@ -133,8 +133,10 @@ def measure_latency(
     seq_len = integer("seq_len", seq_len, minimum=1)
     repeats = integer("repeats", repeats, minimum=1)
     warmup = integer("warmup", warmup, minimum=0)
-    device = next(model.parameters()).device
-    vocab = model.embedding.num_embeddings
+    # the course's models (and SparseRNN) have an embedding; an ONNX Runtime session,
+    # no parameters and a vocab_size
+    device = next(model.parameters(), torch.empty(0)).device
+    vocab = getattr(model, "vocab_size", None) or model.embedding.num_embeddings
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(1, vocab, (batch_size, seq_len), generator=generator).to(device)
     lengths = torch.full((batch_size,), seq_len, dtype=torch.long, device=device)

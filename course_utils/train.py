@@ -44,7 +44,9 @@ __all__ = [
 
 
 def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where ``model``'s parameters live (the CPU for a model without any, such as an
+    ONNX Runtime session)."""
+    return next(model.parameters(), torch.empty(0)).device
 
 
 @dataclass

@@ -3,11 +3,13 @@
 ``compress`` (dense, CSR, bitmask, int8 and gzip storage of a pruned model, with exact
 byte counts), ``export`` (``torch.export`` of the classifier with padded inputs, and
 safe loading of an exported file), ``robustness`` (accuracy under typos and dropped
-words) and ``sparse`` (the recurrence on CSR weights: unstructured zeros that save time).
+words), ``sparse`` (the recurrence on CSR weights: unstructured zeros that save time) and
+``onnx_runtime`` (export to ONNX and a checked ONNX Runtime session; needs the optional
+``deploy`` extra, imported only when used).
 The names of ``export`` are also available here: ``deploy.export_classifier``.
 """
 
-from . import compress, export, robustness, sparse
+from . import compress, export, onnx_runtime, robustness, sparse
 from .export import (
     MAX_EXPORT_BYTES,
     ExportError,
@@ -26,6 +28,7 @@ from .export import (
 __all__ = [
     "compress",
     "export",
+    "onnx_runtime",
     "robustness",
     "sparse",
     "ExportError",

@@ -42,6 +42,7 @@ __all__ = [
     "ExportError",
     "InferenceClassifier",
     "MAX_EXPORT_BYTES",
+    "check_exportable",
     "check_padded_inputs",
     "compare_outputs",
     "export_classifier",
@@ -58,7 +59,8 @@ class ExportError(ValueError):
     """A model that cannot be exported, or a file that is not a readable export."""
 
 
-def _check_exportable(model) -> RNNClassifier:
+def check_exportable(model) -> RNNClassifier:
+    """``model`` if it is a unidirectional RNNClassifier; a clear error otherwise."""
     if not isinstance(model, RNNClassifier):
         raise TypeError(f"model must be an RNNClassifier, got {type(model).__name__}")
     if model.rnn.bidirectional:
@@ -137,7 +139,7 @@ class InferenceClassifier(nn.Module):
 
     def __init__(self, model: RNNClassifier, seq_len: int | None = None):
         super().__init__()
-        model = _check_exportable(model)
+        model = check_exportable(model)
         seq_len = model.max_len if seq_len is None else seq_len
         if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
             raise ValueError(

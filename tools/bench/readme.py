@@ -156,6 +156,24 @@ def _sparse_path(r: dict) -> list[tuple]:
     return [("6", goal, measured, ok)]
 
 
+def _onnx(r: dict) -> list[tuple]:
+    """ONNX Runtime's outputs against eager PyTorch, and its speed at batch 64."""
+    if "skipped" in r:
+        return [("6", "ONNX Runtime section", "not run (the deploy extra is not installed)", None)]
+    checks = r["checks"]
+    largest = max(c["max_abs_diff"] for c in checks)
+    same = all(c["same labels"] == 1.0 for c in checks)
+    dense = {t["precision"]: t for t in r["timings"] if t["model"] == "dense"}
+    measured = (
+        f"{len(checks)} models, same labels: {'all' if same else 'not all'}, largest logit "
+        f"difference {largest:.1e}; dense at batch 64, ONNX Runtime over PyTorch: fp32 "
+        f"{dense['fp32']['ONNX Runtime speed-up b64']:.2f}x, int8 "
+        f"{dense['int8']['ONNX Runtime speed-up b64']:.2f}x"
+    )
+    goal = "ONNX Runtime: same labels as eager PyTorch, logits within 1e-4"
+    return [("6", goal, measured, same and largest < 1e-4)]
+
+
 def _notebooks(r: dict) -> list[tuple]:
     out = []
     for name, seconds in r.items():
@@ -179,6 +197,7 @@ SECTION_ROWS = {
     "sec_05c_unit_grid": _verdict_grid,
     "sec_06_deploy": _chapter_6,
     "sec_06b_sparse": _sparse_path,
+    "sec_06c_onnx": _onnx,
     "sec_99_notebooks": _notebooks,
 }
 """The README rows of each benchmark section, in the order the table shows them."""
