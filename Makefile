@@ -15,7 +15,8 @@
 #   make book     the course website into build/book/: every chapter with its outputs, the
 #                 instructor guide, the slides (Sphinx + MyST-NB, offline; npm ci as for slides)
 #   make present  the decks live with RISE in JupyterLab (build/slides/)
-#   make bench    the benchmark: build/bench/bench.json and bench.md
+#   make bench    the benchmark: build/bench/bench.json and bench.md (BENCH_ARGS="--workers 2"
+#                 runs its grid as Ray tasks; installs the scale extra the first time)
 #   make kit      the offline workshop kit in build/kit/ (KIT=<folder> for another): wheels
 #                 for Linux, macOS and Windows, the warmed cache, the slides (tools/kit.py;
 #                 KIT_ARGS, e.g. --platform linux-x86_64 --python 3.11, narrows it)
@@ -184,6 +185,8 @@ present: slides
 	$(BIN)/jupyter lab --notebook-dir=build/slides --port=$(PORT) $(ALLOW_ROOT)
 
 bench: setup
+	$(if $(findstring --workers,$(BENCH_ARGS)),$(PY) -c 'import ray' 2>/dev/null || \
+	  $(PIP) install --quiet -e '.[scale]')
 	$(PY) tools/bench/run.py $(BENCH_ARGS)
 
 # The offline workshop kit. First the caching step of make warm, which trains only what

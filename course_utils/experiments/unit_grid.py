@@ -21,6 +21,7 @@ a method changes what it computes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -275,6 +276,9 @@ def run_grid(
     store: str | Path | None = None,
     baseline: Callable[[int], Baseline] | None = None,
     progress: bool | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    address: str | None = None,
 ) -> Table:
     """Every (seed, units, method) row of the grid, read from ``store`` or run and stored.
 
@@ -283,6 +287,14 @@ def run_grid(
     stored). ``baseline(seed)`` gives each seed's dense model (default
     ``get_baseline(seed=seed)``). Rows come in the order seed, units, method; each also
     says under ``"stored"`` whether it was read from the store.
+
+    ``workers`` above 1 (or an ``address``) runs the missing rows as Ray tasks
+    (:mod:`.grid_ray`, the ``scale`` extra), at most ``workers`` at once, on a local Ray
+    instance or the cluster at ``address`` (else ``$RAY_ADDRESS``); the baselines are made
+    here first. ``threads``: torch threads per row (default: 1 with workers, else this
+    process's). A row is the same at the same thread count, whichever way it ran, and a
+    store filled one way is resumed the other. A row that ran says under ``"threads"`` at
+    how many threads.
     """
     budget = budget or UnitBudget()
     if not isinstance(budget, UnitBudget):
@@ -294,13 +306,26 @@ def run_grid(
             raise ValueError(f"unknown grid method={name!r}; choose from {list(GRID_METHODS)}")
     if not (seeds and units and methods):
         raise ValueError("seeds, units and methods must not be empty")
+    workers = 1 if workers is None else positive_int("workers", workers)
+    on_ray = workers > 1 or address is not None
+    if on_ray:
+        from .grid_ray import INSTALL_HINT
+
+        try:
+            import ray  # noqa: F401
+        except ImportError as err:
+            raise ImportError(INSTALL_HINT) from err
+    import torch
+
+    threads = positive_int("threads", threads) if threads else None
+    used = threads or (1 if on_ray else torch.get_num_threads())
     folder = None if store is None else Path(store)
     make = baseline or (lambda seed: get_baseline(seed=seed, progress=progress))
     from tqdm.auto import tqdm
 
     show = show_progress() if progress is None else progress
     bar = tqdm(total=len(seeds) * len(units) * len(methods), desc="grid", disable=not show)
-    rows, counts = Table(), {"stored": 0, "run": 0}
+    rows, missing = Table(), []  # missing: (index in rows, key, path, args of grid_row)
     for seed in seeds:
         dense = make(seed)
         for u in units:
@@ -308,15 +333,42 @@ def run_grid(
                 key = row_key(name, u, budget, dense)
                 path = None if folder is None else folder / f"row-{key[:24]}.json"
                 row = None if path is None else _stored(path, key)
-                stored = row is not None
+                rows.append(None if row is None else {**row, "stored": True})
                 if row is None:
-                    row = grid_row(name, dense, u, budget, progress=False)
-                    if path is not None:
-                        _store(path, key, row)
-                counts["stored" if stored else "run"] += 1
-                rows.append({**row, "stored": stored})
-                bar.set_postfix(counts, refresh=False)
+                    missing.append((len(rows) - 1, key, path, (name, dense, u, budget)))
+                else:
+                    bar.update()
+
+    def done(i: int, row: dict) -> None:
+        index, key, path, _ = missing[i]
+        row = {**row, "threads": used}
+        if path is not None:
+            _store(path, key, row)
+        rows[index] = {**row, "stored": False}
+
+    if on_ray and missing:
+        from .grid_ray import run_on_ray
+
+        labels = [f"{a[0]}, {a[2]} units, seed {a[1].seed}" for *_, a in missing]
+        run_on_ray(
+            functools.partial(grid_row, progress=False),
+            list(zip(labels, (a for *_, a in missing), strict=True)),
+            done,
+            workers=workers,
+            threads=used,
+            address=address,
+            bar=bar,
+        )
+    else:
+        before = torch.get_num_threads()
+        torch.set_num_threads(used)
+        try:
+            for i, (*_, args) in enumerate(missing):
+                done(i, grid_row(*args, progress=False))
+                bar.set_postfix({"finished": i + 1, "remaining": len(missing) - i - 1})
                 bar.update()
+        finally:
+            torch.set_num_threads(before)
     bar.close()
     return rows
 

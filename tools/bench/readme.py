@@ -120,6 +120,17 @@ def _verdict_grid(r: dict) -> list[tuple]:
     return sorted(out, key=lambda row: row[0])  # chapter 4's questions first
 
 
+def _grid_workers(r: dict) -> list[tuple]:
+    """The verdict grid as Ray tasks against the serial loop (a run with --workers)."""
+    ray, same = r["ray"], r["rows_identical_to_one_thread"]
+    target = (
+        f"grid on {ray['workers']} Ray workers x 1 thread: >= 1.5x the serial loop "
+        f"({r['serial']['threads']} threads), rows identical to a serial run at 1 thread"
+    )
+    measured = f"{r['speedup']:.2f}x, rows {'identical' if same else 'NOT identical'}"
+    return [("4-5", target, measured, r["speedup"] >= 1.5 and same)]
+
+
 def _chapter_6(r: dict) -> list[tuple]:
     met, seeds = r["targets_met"], r["per_seed"].values()
     lossless = min(max(v["ratio"][f] for f in LOSSLESS) for v in seeds)
@@ -195,6 +206,7 @@ SECTION_ROWS = {
     "sec_05_gan": _chapter_5,
     "sec_05b_data_free": _chapter_5b,
     "sec_05c_unit_grid": _verdict_grid,
+    "sec_05d_grid_workers": _grid_workers,
     "sec_06_deploy": _chapter_6,
     "sec_06b_sparse": _sparse_path,
     "sec_06c_onnx": _onnx,

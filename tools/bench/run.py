@@ -5,6 +5,11 @@ Runs every section below in one process, on the CPU, one after another, and writ
 ``benchmarks/latest.*`` (what the README quotes). Each section lives in its own module
 (``sec_*.py`` beside this file) and returns ``{"results": ..., "markdown": ...}``.
 Speed-ups are always ratios of two timings taken in the same run.
+
+``--workers N`` runs the accuracy grid (``sec_05c_unit_grid``) as Ray tasks, N at once, on
+a local Ray instance or, with ``--address`` (or ``$RAY_ADDRESS``), on a cluster, and adds
+``sec_05d_grid_workers`` (that grid's wall time against the serial loop). Ray is shut down
+when the grid is done: the timing sections after it run alone, as without workers.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from pathlib import Path
 import torch
 from readme import update_readme
 
-__all__ = ["machine_info", "main", "render", "tables", "write_report"]
+__all__ = ["machine_info", "main", "render", "run_section", "tables", "write_report"]
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SECTIONS = sorted(p.stem for p in HERE.glob("sec_*.py"))
+WITH_WORKERS = ("sec_05d_grid_workers",)
+"""Sections run only with ``--workers`` (and then by default)."""
 
 
 def machine_info() -> dict:
@@ -83,6 +90,14 @@ def render(section: dict, module, mode: str) -> None:
     section["markdown"] = module.markdown(*args).strip()
 
 
+def run_section(module, mode: str, workers: int | None, address: str | None) -> dict:
+    """``module.run(mode)``, with ``workers`` and ``address`` for a section that takes them
+    (the grid's); every other section runs as without them, in this process alone."""
+    takes = inspect.signature(module.run).parameters
+    engine = {"workers": workers, "address": address} if "workers" in takes else {}
+    return module.run(mode, **engine)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and grid points")
@@ -97,14 +112,33 @@ def main(argv: list[str] | None = None) -> int:
         help="with --only: rewrite the published sections' text from their stored results "
         "(after a change to a section's wording; nothing is run)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="run the accuracy grid as Ray tasks, this many at once (pip install -e '.[scale]')",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --workers: the Ray cluster to submit the grid to (default $RAY_ADDRESS, "
+        "else a local instance)",
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     os.environ.setdefault("COURSE_PROGRESS", "0")
     sys.path.insert(0, str(HERE))
-    chosen = args.only or SECTIONS
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.address and not args.workers:
+        parser.error("--address needs --workers N")
+    scaled = bool(args.workers and args.workers > 1)
+    chosen = args.only or [s for s in SECTIONS if scaled or s not in WITH_WORKERS]
     unknown = set(chosen) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; available: {SECTIONS}")
+    if not scaled and set(chosen) & set(WITH_WORKERS):
+        parser.error(f"{', '.join(WITH_WORKERS)} needs --workers N (N >= 2)")
     report = {"mode": mode, "machine": machine_info(), "sections": {}}
     published = {"mode": mode, "machine": report["machine"], "sections": {}}
     latest = ROOT / "benchmarks" / "latest.json"
@@ -129,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         start = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
-        section = importlib.import_module(name).run(mode)
+        section = run_section(importlib.import_module(name), mode, args.workers, args.address)
         seconds = time.perf_counter() - start
         report["sections"][name] = {
             "results": section["results"],

@@ -9,6 +9,9 @@ replaced. Each question of ``unit_grid.QUESTIONS`` is answered per budget from p
 differences per seed and the exact bootstrap interval of their median
 (``course_utils.verdicts.paired_seeds``). Accuracy only, no timings: finished rows are
 stored in ``build/bench/grid-<mode>/`` as they complete, so an interrupted run resumes.
+With ``--workers N`` the rows run as Ray tasks, N at once, one thread each (run_grid's
+``workers``); a row is the same as the serial loop's at that thread count, and either way
+resumes the other's store.
 """
 
 from __future__ import annotations
@@ -49,8 +52,10 @@ def settings(mode: str) -> dict:
     return {"seeds": (0,), "units": (32,), "methods": methods, "budget": budget}
 
 
-def run(mode: str) -> dict:
+def run(mode: str, workers: int | None = None, address: str | None = None) -> dict:
     cfg = settings(mode)
+    workers = workers or 1
+    threads = 1 if workers > 1 else torch.get_num_threads()
     rows = run_grid(
         cfg["seeds"],
         cfg["units"],
@@ -58,6 +63,9 @@ def run(mode: str) -> dict:
         budget=cfg["budget"],
         store=STORE / f"grid-{mode}",
         progress=False,
+        workers=workers,
+        threads=threads,
+        address=address,
     )
     verdicts = grid_verdicts(rows)
     results = {
@@ -67,7 +75,9 @@ def run(mode: str) -> dict:
             "methods": list(cfg["methods"]),
             "budget": cfg["budget"].describe(units=_or(cfg["units"])),
             "gal": dataclasses.asdict(cfg["budget"].gal),
-            "threads": torch.get_num_threads(),
+            "threads": threads,
+            "workers": workers,
+            "row_threads": sorted({r["threads"] for r in rows if "threads" in r}),
         },
         "rows": [{k: v for k, v in r.items() if k != "stored"} for r in rows],
         "rows_from_store": sum(r["stored"] for r in rows),
@@ -116,7 +126,7 @@ def markdown(results: dict, mode: str) -> str:
     chapter_5 += [f"Which to use? {choice_sentence(line)}" for line in r.get("choice", [])]
     seeds = ", ".join(str(s) for s in r["recipe"]["seeds"])
     closing = (
-        f"Seeds {seeds} ({mode} mode), {r['recipe']['threads']} threads. Test accuracy after "
+        f"Seeds {seeds} ({mode} mode), {_engine(r['recipe'])}. Test accuracy after "
         f"fine-tuning; the from-scratch row is an LSTM of that size trained with the dense "
         f"baseline's own recipe (Liu et al. 2019), no fine-tuning. {r['recipe']['budget']} "
         "Variants: 'D sees logits + hidden features' gives the discriminator the pooled "
@@ -140,6 +150,18 @@ def markdown(results: dict, mode: str) -> str:
         else None,
         closing,
     )
+
+
+def _engine(recipe: dict) -> str:
+    """``"2 threads"``, or ``"2 Ray workers of 1 thread each"``, and the thread counts of
+    rows read from the store that differ."""
+    workers, threads = recipe.get("workers", 1), recipe["threads"]
+    each = f"{threads} thread{'s' if threads > 1 else ''}"
+    text = each if workers == 1 else f"{workers} Ray workers of {each} each"
+    other = [t for t in recipe.get("row_threads", []) if t != threads]
+    if other:  # rows read from a store that an earlier run filled at another thread count
+        text += f" (some rows from the store ran at {' or '.join(map(str, other))} threads)"
+    return text
 
 
 def _or(units) -> str:
