@@ -27,6 +27,7 @@ __all__ = [
     "count_nonzero",
     "count_parameters",
     "measure_latency",
+    "model_device",
     "num_threads",
     "parameter_table",
     "serialized_state",
@@ -114,6 +115,12 @@ class Latency:
     repeats: int
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any, such as an
+    ONNX Runtime session)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def measure_latency(
     model: nn.Module,
     *,
@@ -135,7 +142,7 @@ def measure_latency(
     warmup = integer("warmup", warmup, minimum=0)
     # the course's models (and SparseRNN) have an embedding; an ONNX Runtime session,
     # no parameters and a vocab_size
-    device = next(model.parameters(), torch.empty(0)).device
+    device = model_device(model)
     vocab = getattr(model, "vocab_size", None) or model.embedding.num_embeddings
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(1, vocab, (batch_size, seq_len), generator=generator).to(device)

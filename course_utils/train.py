@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .checks import integer, positive_int
 from .masking import keep_masks
+from .measure import model_device
 from .seeding import keeps_global_rng
 from .settings import show_progress
 
@@ -41,12 +42,6 @@ __all__ = [
     "predict",
     "train_model",
 ]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s parameters live (the CPU for a model without any, such as an
-    ONNX Runtime session)."""
-    return next(model.parameters(), torch.empty(0)).device
 
 
 @dataclass
